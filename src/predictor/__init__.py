@@ -1,0 +1,1 @@
+"""Composition root: settings, wiring, the CLI and the notebook facade."""

@@ -1,0 +1,88 @@
+"""What a model answers, per task, and the identity of the model that answered."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BinaryPrediction",
+    "ClassifierOutputs",
+    "Label",
+    "ModelIdentity",
+    "MulticlassPrediction",
+    "Prediction",
+    "RegressionPrediction",
+    "RegressorOutputs",
+    "Task",
+    "TaskOutputs",
+]
+
+Label: TypeAlias = str | int
+"""A class label as the model was trained with it: a string or an integer."""
+
+
+class Task(enum.StrEnum):
+    BINARY = "binary"
+    MULTICLASS = "multiclass"
+    REGRESSION = "regression"
+
+
+class ModelIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """Which model answered: name, version and the SHA-256 of its ONNX file (the content, not the label)."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+class BinaryPrediction(msgspec.Struct, frozen=True, kw_only=True, tag="binary", tag_field="task"):
+    """Label plus the probability of the positive class."""
+
+    model: ModelIdentity
+    label: Label
+    probability: float
+    """Probability of the model's positive class, whatever the label."""
+    prediction_id: uuid.UUID | None = None
+
+
+class MulticlassPrediction(msgspec.Struct, frozen=True, kw_only=True, tag="multiclass", tag_field="task"):
+    """Label plus the probability of every class, keyed by the class as text."""
+
+    model: ModelIdentity
+    label: Label
+    probabilities: dict[str, float]
+    prediction_id: uuid.UUID | None = None
+
+
+class RegressionPrediction(msgspec.Struct, frozen=True, kw_only=True, tag="regression", tag_field="task"):
+    model: ModelIdentity
+    value: float
+    prediction_id: uuid.UUID | None = None
+
+
+Prediction: TypeAlias = BinaryPrediction | MulticlassPrediction | RegressionPrediction
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierOutputs:
+    """Raw classifier output of a runtime: one label and one probability row per record."""
+
+    labels: npt.NDArray[np.generic]
+    probabilities: npt.NDArray[np.floating]
+    """[N, C], columns in the order of the manifest's classes."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegressorOutputs:
+    values: npt.NDArray[np.floating]
+    """[N] predicted values."""
+
+
+TaskOutputs: TypeAlias = ClassifierOutputs | RegressorOutputs

@@ -1,0 +1,394 @@
+"""Validation: raw records or columns in, typed ordered values out, or every problem at once.
+
+Two paths give the same answer. The fast path checks types, bounds and categories of a whole batch in
+msgspec's C code, then finiteness and rules with numpy; it only ever *accepts*. Whenever it sees
+anything wrong it hands over to the thorough path, which walks every value to list every problem
+with its location. Valid traffic (the common case) never pays for the thorough path.
+
+No silent coercion: `True` is not a number, `"5"` is not a number, `5.0` is not an integer, NaN and
+infinities (and numbers too large for float32) are refused; missing is null, and only where the
+feature is nullable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Annotated, Any, Literal
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from predictor_core.errors import ValidationFailed
+from predictor_core.problems import Problem, ProblemCode, shorten
+from predictor_core.schema import Feature, FeatureKind, FeatureSchema
+
+__all__ = ["ValidatedBatch", "validate_columns", "validate_record", "validate_records"]
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_ABSENT: Any = object()
+_NUMERIC = (FeatureKind.NUMBER, FeatureKind.INTEGER, FeatureKind.BOOLEAN)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ValidatedBatch:
+    """Records that passed every check, as rows (for storage) and columns (for the runtime)."""
+
+    schema: FeatureSchema
+    rows: Sequence[tuple[Any, ...]]
+    """One tuple per record, values in schema order, exactly as sent; None where missing."""
+    columns: Mapping[str, np.ndarray] = field(repr=False)
+    """Per feature: float64 for numbers, integers and booleans (NaN where missing); object array of
+    str for categories (None where missing)."""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The validated values as one dict per record (JSON-ready), e.g. for the audit trail."""
+        names = self.schema.names
+        return [dict(zip(names, row, strict=True)) for row in self.rows]
+
+    def matrix(self) -> npt.NDArray[np.float32]:
+        """All features as one float32 [N, F] matrix in schema order; only for all-numeric schemas."""
+        if not self.schema.all_numeric:
+            raise TypeError("matrix() needs a schema without category features; use columns")
+        return np.column_stack([self.columns[n] for n in self.schema.names]).astype(np.float32)
+
+
+def validate_record(schema: FeatureSchema, record: Any, /, *, allow_unknown: bool = False) -> ValidatedBatch:
+    """Validate one record (a mapping); problems are located at record index 0."""
+    return validate_records(schema, [record], allow_unknown=allow_unknown)
+
+
+def validate_records(
+    schema: FeatureSchema, records: Sequence[Any], /, *, allow_unknown: bool = False
+) -> ValidatedBatch:
+    """Validate a list of records (mappings of feature name to value) into one batch.
+
+    Raises:
+        ValidationFailed: listing every problem, each located at (record index, feature or rule).
+    """
+    if isinstance(records, Mapping | str | bytes) or not isinstance(records, Sequence):
+        raise ValidationFailed(
+            [
+                Problem(
+                    loc=(),
+                    code=ProblemCode.NOT_A_RECORD,
+                    msg="expected a list of records",
+                    value=shorten(records),
+                )
+            ]
+        )
+    if not records:
+        raise ValidationFailed([Problem(loc=(), code=ProblemCode.EMPTY, msg="the batch holds no record")])
+    plan = _plan(schema)
+    rows = None if allow_unknown else plan.fast_rows(records)
+    if rows is not None:
+        batch = plan.fast_batch(rows)
+        if batch is not None:
+            return batch
+    return plan.thorough(records, allow_unknown=allow_unknown)
+
+
+def validate_columns(
+    schema: FeatureSchema, columns: Mapping[str, Iterable[Any]], /, *, allow_unknown: bool = False
+) -> ValidatedBatch:
+    """Validate column-oriented data ({feature: values}); numpy arrays and pandas columns are welcome.
+
+    Column-level problems (unknown or absent column, unequal lengths) are located at (feature,);
+    value problems at (record index, feature) as for records.
+    """
+    if not isinstance(columns, Mapping):
+        raise ValidationFailed(
+            [
+                Problem(
+                    loc=(),
+                    code=ProblemCode.NOT_A_RECORD,
+                    msg="expected a mapping of feature name to a column of values",
+                    value=shorten(columns),
+                )
+            ]
+        )
+    problems: list[Problem] = []
+    lists: dict[str, list[Any]] = {}
+    for name, values in columns.items():
+        if name not in schema._by_name:
+            if not allow_unknown:
+                problems.append(
+                    Problem(
+                        loc=(str(name),),
+                        code=ProblemCode.UNKNOWN_FEATURE,
+                        msg=f"the model has no feature {str(name)!r}",
+                    )
+                )
+            continue
+        lists[name] = values.tolist() if hasattr(values, "tolist") else list(values)
+    problems.extend(
+        Problem(loc=(f.name,), code=ProblemCode.MISSING, msg=f"column {f.name!r} is required")
+        for f in schema.features
+        if f.name not in lists and f.required
+    )
+    lengths = {len(v) for v in lists.values()}
+    if len(lengths) > 1:
+        expected = len(next(iter(lists.values())))
+        problems.extend(
+            Problem(
+                loc=(name,),
+                code=ProblemCode.LENGTH_MISMATCH,
+                msg=f"column has {len(values)} values, expected {expected} like the first column",
+            )
+            for name, values in lists.items()
+            if len(values) != expected
+        )
+    if problems:
+        raise ValidationFailed(problems)
+    size = lengths.pop() if lengths else 0
+    if size == 0:
+        raise ValidationFailed([Problem(loc=(), code=ProblemCode.EMPTY, msg="the batch holds no record")])
+    ordered = [lists.get(name, [None] * size) for name in schema.names]
+    rows = list(zip(*ordered, strict=True))
+    plan = _plan(schema)
+    batch = plan.fast_batch(rows) if plan.strict_rows_type is not None and _converts(rows, plan) else None
+    if batch is not None:
+        return batch
+    records = [dict(zip(schema.names, row, strict=True)) for row in rows]
+    return plan.thorough(records, allow_unknown=True)
+
+
+def _converts(rows: list[tuple[Any, ...]], plan: _Plan) -> bool:
+    try:
+        msgspec.convert(rows, plan.strict_rows_type, strict=True)
+    except (msgspec.ValidationError, OverflowError):
+        return False
+    return True
+
+
+class _Plan:
+    """Everything about a schema that validation needs, computed once per schema."""
+
+    def __init__(self, schema: FeatureSchema) -> None:
+        self.schema = schema
+        self.names = schema.names
+        self.known = frozenset(self.names)
+        self.width = len(self.names)
+        self.all_required = all(f.required for f in schema.features)
+        self.getter = itemgetter(*self.names)
+        self.strict_rows_type: Any = list[tuple[tuple(_msgspec_type(f) for f in schema.features)]]  # type: ignore[misc]
+        self.numeric = [f for f in schema.features if f.kind in _NUMERIC]
+
+    def fast_rows(self, records: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        """Rows in schema order when every record has exactly the schema's keys, else None."""
+        if not self.all_required:
+            return None
+        try:
+            rows = list(map(self.getter, records))
+            if set(map(len, records)) != {self.width}:
+                return None
+        except (KeyError, TypeError, IndexError):
+            return None
+        if self.width == 1:
+            rows = [(value,) for value in rows]
+        return rows if _converts(rows, self) else None
+
+    def fast_batch(self, rows: list[tuple[Any, ...]]) -> ValidatedBatch | None:
+        """The batch, when finiteness and rules hold too; None sends the caller to the thorough path."""
+        columns = self.columns(rows)
+        for feature in self.numeric:
+            values, missing = columns[feature.name], self.missing_mask(rows, feature)
+            finite = np.isfinite(values.astype(np.float32)) if values.size else np.ones(0, bool)
+            if not np.all(finite | missing):
+                return None
+        for rule in self.schema.rules:
+            if rule.violations(columns).any():
+                return None
+        return ValidatedBatch(self.schema, rows, columns)
+
+    def missing_mask(self, rows: list[tuple[Any, ...]], feature: Feature) -> np.ndarray:
+        if not feature.nullable:
+            return np.zeros(len(rows), dtype=bool)
+        position = self.names.index(feature.name)
+        return np.fromiter((row[position] is None for row in rows), dtype=bool, count=len(rows))
+
+    def columns(self, rows: list[tuple[Any, ...]]) -> dict[str, np.ndarray]:
+        transposed = list(zip(*rows, strict=True))
+        columns: dict[str, np.ndarray] = {}
+        for feature, values in zip(self.schema.features, transposed, strict=True):
+            if feature.kind is FeatureKind.CATEGORY:
+                columns[feature.name] = np.array(values, dtype=object)
+            elif feature.nullable:
+                columns[feature.name] = np.fromiter(
+                    (math.nan if v is None else v for v in values), dtype=np.float64, count=len(values)
+                )
+            else:
+                columns[feature.name] = np.array(values, dtype=np.float64)
+        return columns
+
+    def thorough(self, records: Sequence[Any], *, allow_unknown: bool) -> ValidatedBatch:
+        """Walk every value; raise ValidationFailed with every problem, or return the batch."""
+        problems: list[tuple[int, int, Problem]] = []
+        clean_rows: list[tuple[Any, ...]] = []
+        order = {name: i for i, name in enumerate(self.names)}
+        rule_base = self.width + 1
+        for index, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                problems.append(
+                    (
+                        index,
+                        -1,
+                        Problem(
+                            loc=(index,),
+                            code=ProblemCode.NOT_A_RECORD,
+                            msg=f"record {index} is {_json_type(record)}, expected an object of features",
+                            value=shorten(record),
+                        ),
+                    )
+                )
+                clean_rows.append((None,) * self.width)
+                continue
+            row: list[Any] = []
+            for feature in self.schema.features:
+                value = record.get(feature.name, _ABSENT)
+                problem = _check(feature, value, index)
+                if problem is not None:
+                    problems.append((index, order[feature.name], problem))
+                    row.append(None)
+                else:
+                    row.append(None if value is _ABSENT else value)
+            clean_rows.append(tuple(row))
+            if not allow_unknown:
+                problems.extend(
+                    (
+                        index,
+                        self.width,
+                        Problem(
+                            loc=(index, str(key)),
+                            code=ProblemCode.UNKNOWN_FEATURE,
+                            msg=f"the model has no feature {str(key)!r}",
+                            value=shorten(value),
+                        ),
+                    )
+                    for key, value in record.items()
+                    if key not in self.known
+                )
+        columns = self.columns(clean_rows)
+        for number, rule in enumerate(self.schema.rules):
+            for index in np.flatnonzero(rule.violations(columns)).tolist():
+                involved = {name: clean_rows[index][order[name]] for name in sorted(rule.features)}
+                problems.append(
+                    (
+                        index,
+                        rule_base + number,
+                        Problem(
+                            loc=(index, rule.name),
+                            code=ProblemCode.RULE_VIOLATED,
+                            msg=f"{rule.message} ({rule.expr})",
+                            value=involved,
+                        ),
+                    )
+                )
+        if problems:
+            problems.sort(key=lambda item: (item[0], item[1]))
+            raise ValidationFailed([p for _, _, p in problems])
+        return ValidatedBatch(self.schema, clean_rows, columns)
+
+
+def _check(feature: Feature, value: Any, index: int) -> Problem | None:
+    """The problem with one value of one feature, or None when it is acceptable."""
+    loc = (index, feature.name)
+    if value is _ABSENT or value is None:
+        if feature.nullable:
+            return None
+        why = (
+            "is required" if value is _ABSENT else "is null, and this feature does not accept missing values"
+        )
+        return Problem(loc=loc, code=ProblemCode.MISSING, msg=f"{feature.name} {why}")
+    kind = feature.kind
+    if kind is FeatureKind.CATEGORY:
+        if not isinstance(value, str):
+            return _wrong_type(loc, feature, value, "a string")
+        if value not in feature.categories:  # type: ignore[operator]
+            allowed = ", ".join(repr(c) for c in feature.categories[:12])  # type: ignore[index]
+            more = ", ..." if len(feature.categories) > 12 else ""  # type: ignore[arg-type]
+            return Problem(
+                loc=loc,
+                code=ProblemCode.UNKNOWN_CATEGORY,
+                msg=f"{feature.name} is {shorten(value)!r}, expected one of {allowed}{more}",
+                value=shorten(value),
+            )
+        return None
+    if kind is FeatureKind.BOOLEAN:
+        return None if isinstance(value, bool) else _wrong_type(loc, feature, value, "true or false")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _wrong_type(loc, feature, value, "an integer" if kind is FeatureKind.INTEGER else "a number")
+    if kind is FeatureKind.INTEGER and not isinstance(value, int):
+        return _wrong_type(loc, feature, value, "an integer")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or abs(number) > _FLOAT32_MAX:
+        return Problem(
+            loc=loc,
+            code=ProblemCode.NOT_FINITE,
+            msg=f"{feature.name} must be a finite number within float32 range "
+            f"(±{_FLOAT32_MAX:.4g}); use null for a missing value where allowed",
+            value=shorten(value),
+        )
+    low, high = feature.minimum, feature.maximum
+    if (low is not None and number < low) or (high is not None and number > high):
+        unit = f" {feature.unit}" if feature.unit else ""
+        bounds = f"{'-∞' if low is None else f'{low:g}'} ≤ x ≤ {'∞' if high is None else f'{high:g}'}"
+        return Problem(
+            loc=loc,
+            code=ProblemCode.OUT_OF_RANGE,
+            msg=f"{feature.name} is {shorten(value)}{unit}, expected {bounds}",
+            value=shorten(value),
+        )
+    return None
+
+
+def _wrong_type(loc: tuple[int | str, ...], feature: Feature, value: Any, expected: str) -> Problem:
+    return Problem(
+        loc=loc,
+        code=ProblemCode.WRONG_TYPE,
+        msg=f"{feature.name} must be {expected}, got {_json_type(value)} {shorten(value)!r}",
+        value=shorten(value),
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
+def _msgspec_type(feature: Feature) -> Any:
+    """The strict msgspec type that accepts exactly the valid values (finiteness and rules aside)."""
+    base: Any
+    if feature.kind is FeatureKind.CATEGORY:
+        base = Literal[feature.categories]
+    elif feature.kind is FeatureKind.BOOLEAN:
+        base = bool
+    else:
+        python_type = int if feature.kind is FeatureKind.INTEGER else float
+        base = Annotated[python_type, msgspec.Meta(ge=feature.minimum, le=feature.maximum)]
+    return base | None if feature.nullable else base
+
+
+def _plan(schema: FeatureSchema) -> _Plan:
+    plan: _Plan | None = schema.__dict__.get("_validation_plan")
+    if plan is None:
+        plan = schema.__dict__["_validation_plan"] = _Plan(schema)
+    return plan
