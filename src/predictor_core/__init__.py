@@ -14,6 +14,7 @@ from predictor_core.bundle import (
 )
 from predictor_core.errors import (
     BundleError,
+    ConfigurationError,
     InvalidFeedback,
     ModelNotFound,
     NotFound,
@@ -58,6 +59,7 @@ __all__ = [
     "BinaryPrediction",
     "BundleError",
     "ClassifierOutputs",
+    "ConfigurationError",
     "ExecutionReport",
     "Feature",
     "FeatureKind",

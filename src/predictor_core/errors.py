@@ -10,6 +10,7 @@ The core never names an HTTP status: the HTTP adapter keeps that table in one pl
     + ModelNotFound                   no such model name or version
     + PredictionNotFound              no such prediction id
   x BundleError                       a model bundle is missing, corrupt, tampered or unsupported
+  x ConfigurationError                settings ask for what this machine cannot give (GPU absent...)
   x Unavailable                       retryable: a dependency is down; carries retry_after
     + StoreUnavailable                the prediction store cannot commit right now
     + RuntimeUnavailable              the inference runtime cannot run (e.g. the GPU went away)
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BundleError",
+    "ConfigurationError",
     "InvalidFeedback",
     "ModelNotFound",
     "NotFound",
@@ -81,6 +83,10 @@ class PredictionNotFound(NotFound):
 
 class BundleError(PredictorError):
     """A model bundle cannot be used: missing, corrupt, tampered with, or made for another runtime."""
+
+
+class ConfigurationError(PredictorError):
+    """The settings ask for something this machine or environment cannot give; fix the settings."""
 
 
 class Unavailable(PredictorError):

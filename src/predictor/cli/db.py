@@ -1,0 +1,5 @@
+"""`predictor` commands: db (being written)."""
+
+import click
+
+commands: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""`predictor` commands: models (being written)."""
+
+import click
+
+commands: list[click.Command] = []

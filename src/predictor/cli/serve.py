@@ -1,0 +1,5 @@
+"""`predictor` commands: serve (being written)."""
+
+import click
+
+commands: list[click.Command] = []
