@@ -1,0 +1,204 @@
+"""In-memory fakes of the core's ports: working implementations for tests, no mocks.
+
+`tests/functional/test_store_contract.py` runs the same contract against `InMemoryPredictionStore` and the
+real SQL stores, so the fake cannot drift from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from predictor_core import (
+    ClassifierOutputs,
+    ExecutionReport,
+    Feature,
+    FeatureSchema,
+    Feedback,
+    InferenceRuntime,
+    ModelManifest,
+    ModelNotFound,
+    ModelSource,
+    OnnxSignature,
+    PredictionNotFound,
+    PredictionRecord,
+    PredictionStore,
+    RegressorOutputs,
+    Rule,
+    StoreHealth,
+    StoreUnavailable,
+    Task,
+    TaskOutputs,
+    TensorSpec,
+    ValidatedBatch,
+)
+
+CREATED = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+def toy_schema() -> FeatureSchema:
+    """Two bounded numbers, a nullable category and a rule: enough to exercise every validation path."""
+    return FeatureSchema(
+        features=(
+            Feature(name="x", kind="number", minimum=0, maximum=100, unit="mm", description="length"),
+            Feature(name="y", kind="number", minimum=0, maximum=100, unit="mm", description="width"),
+            Feature(name="n", kind="integer", minimum=0, maximum=10),
+            Feature(name="flag", kind="boolean"),
+            Feature(name="colour", kind="category", categories=("red", "green", "blue"), nullable=True),
+        ),
+        rules=(Rule(name="y_ge_x", expr="y >= x", message="y must be at least x"),),
+        examples=({"x": 1.0, "y": 2.0, "n": 3, "flag": True, "colour": "red"},),
+    )
+
+
+def toy_manifest(task: Task = Task.BINARY, *, name: str = "toy", version: str = "1") -> ModelManifest:
+    classes = {Task.BINARY: ("no", "yes"), Task.MULTICLASS: ("a", "b", "c"), Task.REGRESSION: None}[task]
+    outputs = (
+        {"value": "variable"}
+        if task is Task.REGRESSION
+        else {"label": "label", "probabilities": "probabilities"}
+    )
+    return ModelManifest(
+        name=name,
+        version=version,
+        task=task,
+        schema=toy_schema(),
+        onnx=OnnxSignature(
+            inputs=(TensorSpec(name="X", dtype="float32", features=("x", "y")),),
+            outputs=outputs,
+            opsets={"": 17},
+        ),
+        sha256=f"{name}-{version}-sha".ljust(64, "0")[:64],
+        created_at=CREATED,
+        classes=classes,
+        positive_class="yes" if task is Task.BINARY else None,
+        metrics={"accuracy": 0.9} if classes else {"rmse": 1.0},
+    )
+
+
+class FakeRuntime:
+    """A deterministic model: the score is a logistic function of x - y/2 (regression: x + y)."""
+
+    def __init__(self, manifest: ModelManifest) -> None:
+        self.manifest = manifest
+        self.execution = ExecutionReport(requested="cpu", providers=("FakeExecutionProvider",))
+        self.calls = 0
+
+    def infer(self, batch: ValidatedBatch, /) -> TaskOutputs:
+        self.calls += 1
+        x, y = batch.columns["x"], batch.columns["y"]
+        if self.manifest.task is Task.REGRESSION:
+            return RegressorOutputs(values=(x + y).astype(np.float32))
+        classes = self.manifest.classes or ()
+        score = 1.0 / (1.0 + np.exp(-(x - y / 2) / 10))
+        if len(classes) == 2:
+            proba = np.column_stack([1 - score, score])
+        else:
+            raw = np.column_stack([score, 1 - score, np.full_like(score, 0.5)])
+            proba = raw / raw.sum(axis=1, keepdims=True)
+        labels = np.array([classes[i] for i in proba.argmax(axis=1)], dtype=object)
+        return ClassifierOutputs(labels=labels, probabilities=proba.astype(np.float32))
+
+
+class SlowRuntime(FakeRuntime):
+    """FakeRuntime that blocks its thread for `delay` seconds per call (to test event-loop stalls)."""
+
+    def __init__(self, manifest: ModelManifest, delay: float) -> None:
+        super().__init__(manifest)
+        self.delay = delay
+
+    def infer(self, batch: ValidatedBatch, /) -> TaskOutputs:
+        time.sleep(self.delay)
+        return super().infer(batch)
+
+
+class InMemoryModelSource:
+    """Serves runtimes built by `factory` for a fixed set of manifests."""
+
+    def __init__(
+        self,
+        manifests: Sequence[ModelManifest],
+        factory: Callable[[ModelManifest], InferenceRuntime] = FakeRuntime,
+    ) -> None:
+        self.manifests = list(manifests)
+        self.factory = factory
+
+    def list_models(self) -> Sequence[ModelManifest]:
+        return list(self.manifests)
+
+    def load(self, name: str, version: str | None = None, /) -> InferenceRuntime:
+        matches = [m for m in self.manifests if m.name == name and version in (None, m.version)]
+        if not matches:
+            raise ModelNotFound(f"no model {name!r}" + (f" version {version!r}" if version else ""))
+        return self.factory(matches[-1])
+
+
+class InMemoryPredictionStore:
+    """The prediction store in a dict; `record` is atomic because it validates everything before writing."""
+
+    def __init__(self) -> None:
+        self.models: dict[tuple[str, str], ModelManifest] = {}
+        self.records: dict[uuid.UUID, PredictionRecord] = {}
+        self.feedback: list[Feedback] = []
+        self._lock = asyncio.Lock()
+
+    async def register_model(self, manifest: ModelManifest, /) -> None:
+        self.models.setdefault((manifest.name, manifest.version), manifest)
+
+    async def record(self, records: Sequence[PredictionRecord], /) -> None:
+        async with self._lock:
+            ids = [r.prediction_id for r in records]
+            if len(set(ids)) != len(ids) or any(i in self.records for i in ids):
+                raise ValueError("duplicate prediction id")
+            for r in records:
+                identity = r.prediction.model
+                if (identity.name, identity.version) not in self.models:
+                    raise ValueError(f"model {identity.name} {identity.version} is not registered")
+            self.records.update((r.prediction_id, r) for r in records)
+
+    async def get(self, prediction_id: uuid.UUID, /) -> PredictionRecord:
+        try:
+            return self.records[prediction_id]
+        except KeyError:
+            raise PredictionNotFound(f"no prediction {prediction_id}") from None
+
+    async def record_feedback(self, feedback: Feedback, /) -> None:
+        if feedback.prediction_id not in self.records:
+            raise PredictionNotFound(f"no prediction {feedback.prediction_id}")
+        self.feedback.append(feedback)
+
+    async def health(self) -> StoreHealth:
+        return StoreHealth(reachable=True, durable=True, backend="memory")
+
+
+class FailingStore(InMemoryPredictionStore):
+    """A store whose database is down: every write raises StoreUnavailable while `down` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = threading.Event()
+        self.down.set()
+
+    async def record(self, records: Sequence[PredictionRecord], /) -> None:
+        if self.down.is_set():
+            raise StoreUnavailable("database unreachable (fake)", retry_after=2.0)
+        await super().record(records)
+
+    async def health(self) -> StoreHealth:
+        if self.down.is_set():
+            return StoreHealth(
+                reachable=False, durable=False, detail="database unreachable (fake)", backend="memory"
+            )
+        return await super().health()
+
+
+# Conformance, checked by mypy: the fakes implement the ports.
+_source: ModelSource = InMemoryModelSource([])
+_store: PredictionStore = InMemoryPredictionStore()
+_runtime: InferenceRuntime = FakeRuntime(toy_manifest())
