@@ -1,0 +1,132 @@
+"""Settings, read once: environment variables (`PREDICTOR_*`, `DATABASE_URL`) over an optional TOML file.
+
+This is the only module that reads `os.environ`. Values are converted leniently ("8000" -> 8000), which
+is right for configuration and wrong for features: feature values are judged strictly by the core.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from predictor_core import ConfigurationError
+
+__all__ = ["Settings"]
+
+_ENV_PREFIX = "PREDICTOR_"
+_LIST_FIELDS = {"model_dirs"}
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the composition root needs; defaults give a working server with no set-up at all."""
+
+    model: str = "breast_cancer"
+    """Default model: the name of a bundle, or a path to a bundle directory."""
+    model_dirs: tuple[str, ...] = ()
+    """Extra bundle roots, searched before the bundles shipped with the package (os.pathsep-separated in env)."""
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    """Where onnxruntime runs; `cuda` fails at start-up when no GPU is usable, `auto` reports what it got."""
+    threads: int | None = None
+    """onnxruntime intra-op threads per session; None keeps the runtime adapter's measured default."""
+    database_url: str | None = None
+    """SQLAlchemy URL (postgresql+asyncpg://... or sqlite+aiosqlite:///...); None means a SQLite file in the
+    user's data directory. Plain postgresql:// URLs are given the asyncpg driver."""
+    record: bool = True
+    """Record every prediction in the database before answering (the server always does)."""
+    host: str = "127.0.0.1"
+    port: int = msgspec.field(default=8000)
+    workers: int = 1
+    max_batch: int = 1000
+    """Most records accepted in one batch request."""
+    max_body_bytes: int = 1_048_576
+    """Largest request body the HTTP API reads; larger ones get 413."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigurationError(f"port must be between 1 and 65535, got {self.port}")
+        for name in ("workers", "max_batch", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigurationError(f"threads must be at least 1, got {self.threads}")
+
+    @classmethod
+    def load(
+        cls, environ: Mapping[str, str] | None = None, *, file: str | Path | None = None, **overrides: Any
+    ) -> Settings:
+        """Settings from a TOML file (`PREDICTOR_CONFIG` or `file`), then the environment, then `overrides`.
+
+        Raises:
+            ConfigurationError: naming the setting that is wrong and why.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_file = file or env.get(f"{_ENV_PREFIX}CONFIG")
+        if config_file:
+            try:
+                values.update(tomllib.loads(Path(config_file).read_text()))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigurationError(f"cannot read settings file {config_file}: {exc}") from exc
+        values.update(_from_env(env))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return msgspec.convert(values, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigurationError(f"invalid settings: {_env_name(str(exc))}") from exc
+
+    def __repr__(self) -> str:
+        shown = {f: getattr(self, f) for f in self.__struct_fields__}
+        shown["database_url"] = self.redacted_database_url() if self.database_url else None
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def resolved_database_url(self) -> str:
+        """The async SQLAlchemy URL to use: the configured one with its async driver, or the SQLite default."""
+        if not self.database_url:
+            return default_sqlite_url()
+        url = self.database_url
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
+
+    def redacted_database_url(self) -> str:
+        """The database URL with any password hidden, for logs and health pages."""
+        return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.resolved_database_url())
+
+
+def default_sqlite_url() -> str:
+    """`sqlite+aiosqlite:///<user data dir>/predictor-core/predictions.db`, creating the directory."""
+    import platformdirs
+
+    directory = Path(platformdirs.user_data_dir("predictor-core", appauthor=False))
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{directory / 'predictions.db'}"
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if env.get("DATABASE_URL"):
+        values["database_url"] = env["DATABASE_URL"]
+    for field in msgspec.structs.fields(Settings):
+        raw = env.get(_ENV_PREFIX + field.name.upper())
+        if raw is None or raw == "":
+            continue
+        values[field.name] = (
+            tuple(p for p in raw.split(os.pathsep) if p) if field.name in _LIST_FIELDS else raw
+        )
+    return values
+
+
+def _env_name(message: str) -> str:
+    """Point at the environment variable as well as the field: `$.port` -> `port (PREDICTOR_PORT)`."""
+    return re.sub(r"`\$\.(\w+)`", lambda m: f"{m.group(1)} ({_ENV_PREFIX}{m.group(1).upper()})", message)
