@@ -26,7 +26,7 @@ def build_model_source(settings: Settings) -> BundleDirectory:
 
 
 def build_store(settings: Settings) -> SqlPredictionStore:
-    """The SQL store for the configured database (SQLite in the user data directory by default); not started."""
+    """The SQL store for the configured database (SQLite in the user data dir by default); not started."""
     from predictor_sql import SqlPredictionStore
 
     return SqlPredictionStore(settings.resolved_database_url())

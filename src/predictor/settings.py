@@ -29,7 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     model: str = "breast_cancer"
     """Default model: the name of a bundle, or a path to a bundle directory."""
     model_dirs: tuple[str, ...] = ()
-    """Extra bundle roots, searched before the bundles shipped with the package (os.pathsep-separated in env)."""
+    """Extra bundle roots, searched before the shipped bundles (os.pathsep-separated in the environment)."""
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     """Where onnxruntime runs; `cuda` fails at start-up when no GPU is usable, `auto` reports what it got."""
     threads: int | None = None
@@ -86,7 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def resolved_database_url(self) -> str:
-        """The async SQLAlchemy URL to use: the configured one with its async driver, or the SQLite default."""
+        """The async SQLAlchemy URL: the configured one with its async driver, or the SQLite default."""
         if not self.database_url:
             return default_sqlite_url()
         url = self.database_url
