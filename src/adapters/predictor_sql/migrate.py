@@ -1,0 +1,34 @@
+"""Schema versions: Alembic, driven from code so a pip-installed wheel can upgrade its own database."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+__all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic configuration for `url` (an async SQLAlchemy URL) without any alembic.ini."""
+    config = Config()
+    config.set_main_option("script_location", "predictor_sql:migrations")
+    config.attributes["url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Create or upgrade the schema at `url`; idempotent. Synchronous: call it from a thread in async code."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str | None:
+    """The newest revision this release knows."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision a database is at (None when it was never migrated); for `run_sync`."""
+    return MigrationContext.configure(connection).get_current_revision()
