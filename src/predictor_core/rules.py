@@ -8,9 +8,9 @@ Grammar (usual precedence, `^` binds tightest and is right-associative)::
 
     rule   := sum CMP sum            CMP is one of  >=  >  <=  <  ==  !=
     sum    := term (("+" | "-") term)*
-    term   := power (("*" | "/") power)*
-    power  := unary ("^" power)?
-    unary  := "-" unary | atom
+    term   := unary (("*" | "/") unary)*
+    unary  := "-" unary | power          so -a^2 is -(a^2), as in mathematics
+    power  := atom ("^" unary)?
     atom   := NUMBER | NAME | "pi" | "(" sum ")" | ("abs" | "log" | "exp" | "sqrt") "(" sum ")"
 """
 
@@ -131,26 +131,26 @@ class _Parser:
         return node
 
     def term(self) -> Expr:
-        node = self.power()
+        node = self.unary()
         while (token := self.peek()) is not None and token[1] in "*/" and token[0] == "sym":
             self.pos += 1
-            node = Expr(token[1], (node, self.power()))
+            node = Expr(token[1], (node, self.unary()))
         return node
-
-    def power(self) -> Expr:
-        base = self.unary()
-        token = self.peek()
-        if token is not None and token[1] == "^":
-            self.pos += 1
-            return Expr("^", (base, self.power()))
-        return base
 
     def unary(self) -> Expr:
         token = self.peek()
         if token is not None and token[1] == "-":
             self.pos += 1
             return Expr("neg", (self.unary(),))
-        return self.atom()
+        return self.power()
+
+    def power(self) -> Expr:
+        base = self.atom()
+        token = self.peek()
+        if token is not None and token[1] == "^":
+            self.pos += 1
+            return Expr("^", (base, self.unary()))
+        return base
 
     def atom(self) -> Expr:
         kind, text = self.take()
@@ -200,7 +200,8 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
             rhs = np.asarray(right.evaluate(columns), dtype=np.float64)
             holds = _COMPARE[cmp](lhs, rhs)
         judged = ~(np.isnan(lhs) | np.isnan(rhs))
-        return np.asarray(judged & ~holds, dtype=np.bool_)
+        size = len(next(iter(columns.values()))) if columns else 1
+        return np.broadcast_to(judged & ~holds, (size,)).copy()
 
 
 _CACHE: dict[str, tuple[Expr, str, Expr]] = {}

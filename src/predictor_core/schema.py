@@ -56,6 +56,12 @@ class Feature(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
             raise SchemaError(
                 f"{where}: kind must be one of {', '.join(k.value for k in FeatureKind)}"
             ) from None
+        for bound in ("minimum", "maximum"):
+            value = getattr(self, bound)
+            if isinstance(value, int) and not isinstance(value, bool):
+                msgspec.structs.force_setattr(
+                    self, bound, float(value)
+                )  # JSON round trips stay byte-identical
         if self.categories is not None and not isinstance(self.categories, tuple):
             msgspec.structs.force_setattr(self, "categories", tuple(self.categories))
         if not self.name or not self.name.isidentifier():

@@ -299,13 +299,17 @@ class _Plan:
 def _check(feature: Feature, value: Any, index: int) -> Problem | None:
     """The problem with one value of one feature, or None when it is acceptable."""
     loc = (index, feature.name)
+    if value is _ABSENT and feature.required:
+        hint = " (send null for a missing value)" if feature.nullable else ""
+        return Problem(loc=loc, code=ProblemCode.MISSING, msg=f"{feature.name} is required{hint}")
     if value is _ABSENT or value is None:
         if feature.nullable:
             return None
-        why = (
-            "is required" if value is _ABSENT else "is null, and this feature does not accept missing values"
+        return Problem(
+            loc=loc,
+            code=ProblemCode.MISSING,
+            msg=f"{feature.name} is null, and this feature does not accept missing values",
         )
-        return Problem(loc=loc, code=ProblemCode.MISSING, msg=f"{feature.name} {why}")
     kind = feature.kind
     if kind is FeatureKind.CATEGORY:
         if not isinstance(value, str):
@@ -382,8 +386,13 @@ def _msgspec_type(feature: Feature) -> Any:
     elif feature.kind is FeatureKind.BOOLEAN:
         base = bool
     else:
-        python_type = int if feature.kind is FeatureKind.INTEGER else float
-        base = Annotated[python_type, msgspec.Meta(ge=feature.minimum, le=feature.maximum)]
+        low, high = feature.minimum, feature.maximum
+        if feature.kind is FeatureKind.INTEGER:
+            low = None if low is None else math.ceil(low)
+            high = None if high is None else math.floor(high)
+            base = Annotated[int, msgspec.Meta(ge=low, le=high)]
+        else:
+            base = Annotated[float, msgspec.Meta(ge=low, le=high)]
     return base | None if feature.nullable else base
 
 

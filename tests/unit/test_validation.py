@@ -1,0 +1,288 @@
+import math
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from predictor_core import (
+    Feature,
+    FeatureSchema,
+    ProblemCode,
+    ValidationFailed,
+    validate_columns,
+    validate_record,
+    validate_records,
+)
+from predictor_core.validation import _plan
+from tests.fakes import toy_schema
+
+SCHEMA = toy_schema()
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+@st.composite
+def valid_records(draw):
+    x = draw(st.floats(0, 100, allow_nan=False))
+    y = draw(st.one_of(st.floats(x, 100, allow_nan=False), st.integers(math.ceil(x), 100)))
+    return {
+        "x": x,
+        "y": y,
+        "n": draw(st.integers(0, 10)),
+        "flag": draw(st.booleans()),
+        "colour": draw(st.sampled_from(["red", "green", "blue", None])),
+    }
+
+
+# (feature, how to corrupt, expected code); each corruption breaks exactly one thing.
+CORRUPTIONS = [
+    ("x", "drop", ProblemCode.MISSING),
+    ("x", None, ProblemCode.MISSING),
+    ("x", True, ProblemCode.WRONG_TYPE),
+    ("x", "5", ProblemCode.WRONG_TYPE),
+    ("x", [1.0], ProblemCode.WRONG_TYPE),
+    ("x", {"v": 1}, ProblemCode.WRONG_TYPE),
+    ("x", math.nan, ProblemCode.NOT_FINITE),
+    ("x", math.inf, ProblemCode.NOT_FINITE),
+    ("x", -math.inf, ProblemCode.NOT_FINITE),
+    ("x", 1e39, ProblemCode.NOT_FINITE),
+    ("x", 10**400, ProblemCode.NOT_FINITE),
+    ("x", -0.5, ProblemCode.OUT_OF_RANGE),
+    ("y", 100.000001, ProblemCode.OUT_OF_RANGE),
+    ("n", 3.0, ProblemCode.WRONG_TYPE),
+    ("n", False, ProblemCode.WRONG_TYPE),
+    ("n", 11, ProblemCode.OUT_OF_RANGE),
+    ("n", -1, ProblemCode.OUT_OF_RANGE),
+    ("flag", 1, ProblemCode.WRONG_TYPE),
+    ("flag", "true", ProblemCode.WRONG_TYPE),
+    ("flag", None, ProblemCode.MISSING),
+    ("colour", "purple", ProblemCode.UNKNOWN_CATEGORY),
+    ("colour", "Red", ProblemCode.UNKNOWN_CATEGORY),
+    ("colour", 3, ProblemCode.WRONG_TYPE),
+    ("colour", "drop", ProblemCode.MISSING),
+    ("extra", 1.0, ProblemCode.UNKNOWN_FEATURE),
+]
+
+
+def corrupt(record, feature, how):
+    record = dict(record)
+    if how == "drop":
+        del record[feature]
+    else:
+        record[feature] = how
+    return record
+
+
+@given(st.lists(valid_records(), min_size=1, max_size=20))
+def test_any_valid_batch_passes_and_keeps_values_as_sent(records):
+    batch = validate_records(SCHEMA, records)
+    assert len(batch) == len(records)
+    assert batch.records() == records
+    assert batch.columns["x"].dtype == np.float64
+    assert batch.columns["x"].tolist() == [float(r["x"]) for r in records]
+    assert batch.columns["colour"].tolist() == [r["colour"] for r in records]
+    assert batch.columns["flag"].tolist() == [float(r["flag"]) for r in records]
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(valid_records(), min_size=1, max_size=10),
+    st.sampled_from(CORRUPTIONS),
+    st.data(),
+)
+def test_any_single_corruption_is_reported_exactly_once_at_its_place(records, corruption, data):
+    feature, how, code = corruption
+    index = data.draw(st.integers(0, len(records) - 1))
+    records = list(records)
+    records[index] = corrupt(records[index], feature, how)
+    with pytest.raises(ValidationFailed) as caught:
+        validate_records(SCHEMA, records)
+    (problem,) = caught.value.problems
+    assert problem.code is code
+    assert problem.loc == (index, feature)
+    assert feature in problem.msg
+    msgspec.json.encode(problem)  # always JSON-encodable, whatever the value
+
+
+@given(st.lists(valid_records(), min_size=1, max_size=10), st.data())
+def test_rule_violation_is_located_at_the_rule(records, data):
+    index = data.draw(st.integers(0, len(records) - 1))
+    records = list(records)
+    records[index] = dict(records[index], x=50.0, y=49.5)
+    with pytest.raises(ValidationFailed) as caught:
+        validate_records(SCHEMA, records)
+    (problem,) = caught.value.problems
+    assert problem.code is ProblemCode.RULE_VIOLATED
+    assert problem.loc == (index, "y_ge_x")
+    assert problem.value == {"x": 50.0, "y": 49.5}
+    assert "y must be at least x" in problem.msg
+
+
+def test_every_problem_is_listed_in_record_then_feature_order():
+    good = {"x": 1.0, "y": 2.0, "n": 3, "flag": True, "colour": "red"}
+    records = [
+        dict(good, colour="purple", x="1"),
+        good,
+        "not a record",
+        dict(good, x=60.0, y=50.0, zz=1),
+    ]
+    with pytest.raises(ValidationFailed) as caught:
+        validate_records(SCHEMA, records)
+    found = [(p.loc, p.code) for p in caught.value.problems]
+    assert found == [
+        ((0, "x"), ProblemCode.WRONG_TYPE),
+        ((0, "colour"), ProblemCode.UNKNOWN_CATEGORY),
+        ((2,), ProblemCode.NOT_A_RECORD),
+        ((3, "zz"), ProblemCode.UNKNOWN_FEATURE),
+        ((3, "y_ge_x"), ProblemCode.RULE_VIOLATED),
+    ]
+    text = str(caught.value)
+    assert text.startswith("5 problems in the input:")
+    assert "[0.colour] unknown_category: colour is 'purple', expected one of 'red', 'green', 'blue'" in text
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(
+    st.one_of(
+        JSONISH,
+        st.lists(JSONISH, max_size=5),
+        st.lists(
+            st.dictionaries(st.sampled_from(["x", "y", "n", "flag", "colour", "other"]), JSONISH), max_size=5
+        ),
+    )
+)
+def test_validation_raises_nothing_but_validation_failed(data):
+    try:
+        batch = validate_records(SCHEMA, data)
+    except ValidationFailed as exc:
+        assert exc.problems
+        msgspec.json.encode(exc.problems)
+    else:
+        assert len(batch) == len(data)
+
+
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["x", "y", "n", "flag", "colour"]), JSONISH, min_size=5),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_fast_path_never_accepts_what_the_thorough_path_refuses(records):
+    plan = _plan(SCHEMA)
+    rows = plan.fast_rows(records)
+    fast = plan.fast_batch(rows) if rows is not None else None
+    try:
+        plan.thorough(records, allow_unknown=False)
+    except ValidationFailed:
+        assert fast is None
+
+
+def test_single_record_and_columns_give_the_same_batch_as_records():
+    records = [
+        {"x": 1.0, "y": 2, "n": 3, "flag": True, "colour": None},
+        {"x": 0, "y": 0.5, "n": 0, "flag": False, "colour": "blue"},
+    ]
+    by_records = validate_records(SCHEMA, records)
+    columns = {name: [r[name] for r in records] for name in SCHEMA.names}
+    by_columns = validate_columns(SCHEMA, columns)
+    by_numpy = validate_columns(
+        SCHEMA, {k: np.asarray(v) if k in ("x", "n") else v for k, v in columns.items()}
+    )
+    assert by_columns.records() == by_records.records() == by_numpy.records()
+    for name in SCHEMA.names:
+        assert by_columns.columns[name].tolist() == pytest.approx(
+            by_records.columns[name].tolist(), nan_ok=True
+        ) or (by_columns.columns[name].tolist() == by_records.columns[name].tolist())
+    assert validate_record(SCHEMA, records[0]).records() == records[:1]
+
+
+def test_column_problems():
+    with pytest.raises(ValidationFailed) as caught:
+        validate_columns(SCHEMA, {"x": [1.0, 2.0], "y": [3.0], "n": [1, 2], "flag": [True, True], "zz": [1]})
+    found = [(p.loc, p.code) for p in caught.value.problems]
+    assert ((("zz",), ProblemCode.UNKNOWN_FEATURE)) in found
+    assert ((("colour",), ProblemCode.MISSING)) in found
+    assert ((("y",), ProblemCode.LENGTH_MISMATCH)) in found
+    with pytest.raises(ValidationFailed) as caught:
+        validate_columns(SCHEMA, {"x": [True], "y": [3.0], "n": [1], "flag": [True], "colour": ["red"]})
+    assert [(p.loc, p.code) for p in caught.value.problems] == [((0, "x"), ProblemCode.WRONG_TYPE)]
+    with pytest.raises(ValidationFailed, match="holds no record"):
+        validate_columns(SCHEMA, {name: [] for name in SCHEMA.names})
+    with pytest.raises(ValidationFailed, match="mapping of feature name"):
+        validate_columns(SCHEMA, [[1, 2]])
+
+
+@pytest.mark.parametrize("data", [{}, "x", b"x", 5, None])
+def test_a_batch_must_be_a_list_of_records(data):
+    with pytest.raises(ValidationFailed) as caught:
+        validate_records(SCHEMA, data)
+    assert caught.value.problems[0].code is ProblemCode.NOT_A_RECORD
+
+
+def test_empty_batch_is_refused():
+    with pytest.raises(ValidationFailed) as caught:
+        validate_records(SCHEMA, [])
+    assert caught.value.problems[0].code is ProblemCode.EMPTY
+
+
+def test_unknown_features_may_be_allowed_explicitly():
+    record = {"x": 1.0, "y": 2.0, "n": 3, "flag": True, "colour": "red", "note": "hi"}
+    assert validate_record(SCHEMA, record, allow_unknown=True).records()[0]["x"] == 1.0
+    assert (
+        validate_columns(SCHEMA, {k: [v] for k, v in record.items()}, allow_unknown=True).records()[0]["n"]
+        == 3
+    )
+
+
+def test_optional_features_may_be_absent():
+    schema = FeatureSchema(
+        features=(
+            Feature(name="a", kind="number"),
+            Feature(name="b", kind="number", required=False, nullable=True),
+        )
+    )
+    batch = validate_records(schema, [{"a": 1.0}, {"a": 2.0, "b": 3.0}])
+    assert batch.records() == [{"a": 1.0, "b": None}, {"a": 2.0, "b": 3.0}]
+    assert np.isnan(batch.columns["b"][0])
+    assert batch.matrix().dtype == np.float32
+    with pytest.raises(TypeError, match="category"):
+        validate_records(SCHEMA, [{"x": 1.0, "y": 2.0, "n": 3, "flag": True, "colour": "red"}]).matrix()
+
+
+def test_single_feature_schema_takes_the_fast_path():
+    schema = FeatureSchema(features=(Feature(name="a", kind="number", minimum=0),))
+    assert validate_records(schema, [{"a": 1.0}, {"a": 2}]).records() == [{"a": 1.0}, {"a": 2}]
+    with pytest.raises(ValidationFailed):
+        validate_records(schema, [{"a": -1.0}])
+
+
+def test_long_values_are_shortened_in_problems():
+    with pytest.raises(ValidationFailed) as caught:
+        validate_record(SCHEMA, {"x": 1.0, "y": 2.0, "n": 3, "flag": True, "colour": "c" * 10_000})
+    (problem,) = caught.value.problems
+    assert len(problem.value) == 80
+    assert len(problem.msg) < 300
+
+
+def test_many_problems_are_summarised_in_the_message():
+    with pytest.raises(ValidationFailed) as caught:
+        validate_records(SCHEMA, [{}] * 10)
+    assert len(caught.value.problems) == 50
+    assert "... and 30 more" in str(caught.value)
+
+
+def test_huge_integers_are_reported_without_breaking_json():
+    with pytest.raises(ValidationFailed) as caught:
+        validate_record(SCHEMA, {"x": 1.0, "y": 2.0, "n": 10**30, "flag": True, "colour": "red"})
+    (problem,) = caught.value.problems
+    assert problem.code is ProblemCode.OUT_OF_RANGE
+    assert problem.value == str(10**30)
+    assert F32_MAX > 1e38
