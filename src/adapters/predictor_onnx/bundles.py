@@ -1,0 +1,125 @@
+"""BundleDirectory: model bundles on disk, listed and loaded only after they prove they are intact.
+
+Layout under each root: `<name>/<version>/{model.onnx,manifest.json}`. Loading checks, in order: the
+files exist, the manifest parses and its format is one this release reads, the SHA-256 of model.onnx
+equals the manifest's, and onnxruntime accepts the graph and its opsets (OnnxRuntime does the last).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from predictor_core import BundleError, ModelManifest, ModelNotFound, PredictorError
+from predictor_onnx.runtime import OnnxRuntime
+
+__all__ = ["BundleDirectory", "read_bundle"]
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+MODEL = "model.onnx"
+
+
+def read_bundle(path: Path | str) -> tuple[ModelManifest, bytes]:
+    """The manifest and the verified model bytes of one bundle directory.
+
+    Raises:
+        BundleError: missing files, an unreadable or too-new manifest, or a model whose hash differs.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"no model bundle at {path} (expected a directory with {MODEL} and {MANIFEST})")
+    manifest = read_manifest(path)
+    try:
+        model = (path / MODEL).read_bytes()
+    except OSError as exc:
+        raise BundleError(f"bundle {path} has no readable {MODEL}: {exc.strerror or exc}") from exc
+    digest = hashlib.sha256(model).hexdigest()
+    if digest != manifest.sha256:
+        raise BundleError(
+            f"{MODEL} of {manifest.name!r} version {manifest.version!r} at {path} is corrupt or altered: "
+            f"its SHA-256 is {digest[:16]}…, the manifest expects {manifest.sha256[:16]}…"
+        )
+    return manifest, model
+
+
+def read_manifest(path: Path) -> ModelManifest:
+    try:
+        raw = (path / MANIFEST).read_bytes()
+    except OSError as exc:
+        raise BundleError(f"bundle {path} has no readable {MANIFEST}: {exc.strerror or exc}") from exc
+    try:
+        return ModelManifest.from_json(raw)
+    except BundleError as exc:
+        raise BundleError(f"{path / MANIFEST}: {exc}") from exc
+
+
+class BundleDirectory:
+    """A `predictor_core.ModelSource` over bundle roots, searched in order (the first root wins a clash)."""
+
+    def __init__(
+        self, roots: Sequence[Path | str], *, device: str = "cpu", threads: int | None = None
+    ) -> None:
+        """Remember where to look; nothing is read until models are listed or loaded."""
+        self.roots = tuple(Path(r) for r in roots)
+        self.device = device
+        self.threads = threads
+
+    def list_models(self) -> list[ModelManifest]:
+        """Every readable bundle, by name then version (newest last); broken ones are logged and skipped."""
+        return [manifest for manifest, _ in self._found().values()]
+
+    def load(self, name: str, version: str | None = None, /) -> OnnxRuntime:
+        """Load a model version (the newest when None), or the bundle at a path when `name` is one.
+
+        Raises:
+            ModelNotFound: no bundle with that name or version.
+            BundleError: the bundle is missing files, corrupt, tampered with or unsupported.
+            ConfigurationError: the configured device cannot be had.
+        """
+        if _looks_like_path(name):
+            return self._start(Path(name))
+        found = {key: path for key, (_, path) in self._found().items() if key[0] == name}
+        if not found:
+            known = sorted({key[0] for key in self._found()})
+            raise ModelNotFound(f"no model {name!r}; available: {', '.join(known) or 'none'}")
+        if version is None:
+            return self._start(found[max(found, key=lambda key: version_key(key[1]))])
+        if (name, version) not in found:
+            versions = sorted((key[1] for key in found), key=version_key)
+            raise ModelNotFound(
+                f"model {name!r} has no version {version!r}; available: {', '.join(versions)}"
+            )
+        return self._start(found[(name, version)])
+
+    def _start(self, path: Path) -> OnnxRuntime:
+        manifest, model = read_bundle(path)
+        return OnnxRuntime(manifest, model, device=self.device, threads=self.threads)
+
+    def _found(self) -> dict[tuple[str, str], tuple[ModelManifest, Path]]:
+        found: dict[tuple[str, str], tuple[ModelManifest, Path]] = {}
+        for root in self.roots:
+            for manifest_path in sorted(root.glob(f"*/*/{MANIFEST}")):
+                bundle = manifest_path.parent
+                try:
+                    manifest = read_manifest(bundle)
+                except PredictorError as exc:
+                    log.warning("skipping bundle %s: %s", bundle, exc)
+                    continue
+                found.setdefault((manifest.name, manifest.version), (manifest, bundle))
+        return dict(sorted(found.items(), key=lambda item: (item[0][0], version_key(item[0][1]))))
+
+    def __repr__(self) -> str:
+        return f"BundleDirectory({[str(r) for r in self.roots]}, device={self.device!r})"
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort "1.10.0" after "1.9.0": numeric parts by value, other parts as text after numbers."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+_]", version))
+
+
+def _looks_like_path(name: str) -> bool:
+    return "/" in name or "\\" in name or name.startswith(".") or Path(name, MANIFEST).is_file()

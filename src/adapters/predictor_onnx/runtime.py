@@ -1,0 +1,207 @@
+"""OnnxRuntime: one verified bundle in one `InferenceSession`, shared by every thread that predicts.
+
+`InferenceSession.run` is thread-safe and releases the GIL, so one session per model version serves
+all requests. Session options were chosen by measurement on a 2-core box (docs/models.md): one
+intra-op thread and no spinning, because these graphs are tiny and concurrency comes from requests,
+not from splitting one small batch across cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from predictor_core import (
+    BundleError,
+    ClassifierOutputs,
+    ExecutionReport,
+    FeatureKind,
+    ModelManifest,
+    RegressorOutputs,
+    RuntimeUnavailable,
+    TaskOutputs,
+    TensorSpec,
+    ValidatedBatch,
+)
+from predictor_onnx.devices import CPU, check_active, requested_providers
+from predictor_onnx.infer_schema import MISSING_CATEGORY
+
+__all__ = ["DEFAULT_THREADS", "OnnxRuntime", "build_feeds", "session_options"]
+
+DEFAULT_THREADS = 1
+"""Intra-op threads per session unless configured; see docs/models.md for the measurement."""
+
+_CPU_ONLY_NOTE = (
+    "scikit-learn models are ai.onnx.ml operators with CPU kernels only: they run on the CPU even "
+    "when CUDA is active, plus host-device copies"
+)
+_NUMPY_TYPES = {"float32": np.float32, "int64": np.int64}
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Explicit options: never the runtime's all-cores default, which oversubscribes a shared box."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or DEFAULT_THREADS
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def build_feeds(
+    inputs: tuple[TensorSpec, ...], columns: Mapping[str, np.ndarray], rows: int
+) -> dict[str, Any]:
+    """ONNX input arrays from validated columns: [N, k] per input, missing categories as `""`."""
+    feeds: dict[str, Any] = {}
+    for spec in inputs:
+        if spec.dtype == "string":
+            block = np.empty((rows, len(spec.features)), dtype=object)
+            for j, name in enumerate(spec.features):
+                values = columns[name]
+                block[:, j] = values
+                block[np.equal(values, None), j] = MISSING_CATEGORY
+        else:
+            block = np.empty((rows, len(spec.features)), dtype=_NUMPY_TYPES[spec.dtype])
+            for j, name in enumerate(spec.features):
+                block[:, j] = columns[name]
+        feeds[spec.name] = block
+    return feeds
+
+
+class OnnxRuntime:
+    """A loaded model version; implements `predictor_core.InferenceRuntime`. Thread-safe."""
+
+    def __init__(
+        self, manifest: ModelManifest, model: bytes, *, device: str = "cpu", threads: int | None = None
+    ) -> None:
+        """Start a session for verified bundle bytes (see `BundleDirectory`, which checks the hash).
+
+        Raises:
+            BundleError: the graph does not match its manifest or onnxruntime cannot load it.
+            ConfigurationError: the device cannot be had (fails fast, never falls back silently).
+        """
+        self._manifest = manifest
+        where = f"model {manifest.name!r} version {manifest.version!r}"
+        _check_graph(manifest, model, where)
+        options = session_options(threads)
+        with tempfile.TemporaryDirectory(prefix="predictor-onnx-") as scratch:
+            # Profile the warm-up run only: it is how onnxruntime says which provider ran each node.
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(scratch, "warmup")
+            try:
+                self._session = ort.InferenceSession(model, options, providers=requested_providers(device))
+            except Exception as exc:  # onnxruntime's errors derive from Exception only
+                raise BundleError(f"onnxruntime {ort.__version__} cannot load {where}: {exc}") from exc
+            active = self._session.get_providers()
+            check_active(device, active)
+            _check_signature(manifest, self._session, where)
+            self._outputs = list(manifest.onnx.outputs.values())
+            self._run(_example_feeds(manifest))
+            placement = _node_placement(self._session.end_profiling())
+        note = _CPU_ONLY_NOTE if active[0] != CPU else ""
+        self._execution = ExecutionReport(
+            requested=device, providers=tuple(active), nodes_per_provider=placement, note=note
+        )
+        self._where = where
+
+    @property
+    def manifest(self) -> ModelManifest:
+        return self._manifest
+
+    @property
+    def execution(self) -> ExecutionReport:
+        return self._execution
+
+    def infer(self, batch: ValidatedBatch, /) -> TaskOutputs:
+        """Run the model on a validated batch.
+
+        Raises:
+            RuntimeUnavailable: onnxruntime failed (e.g. the device went away); the message says why.
+        """
+        feeds = build_feeds(self._manifest.onnx.inputs, batch.columns, len(batch))
+        try:
+            return self._run(feeds)
+        except Exception as exc:  # the boundary: no onnxruntime error escapes as itself
+            raise RuntimeUnavailable(f"{self._where} failed to run: {type(exc).__name__}: {exc}") from exc
+
+    def run_feeds(self, feeds: Mapping[str, Any]) -> TaskOutputs:
+        """Run prepared ONNX inputs (the export parity gate and benchmarks use this)."""
+        return self._run(feeds)
+
+    def _run(self, feeds: Mapping[str, Any]) -> TaskOutputs:
+        results = self._session.run(self._outputs, feeds)
+        if len(results) == 2:
+            return ClassifierOutputs(labels=results[0].reshape(-1), probabilities=results[1])
+        return RegressorOutputs(values=results[0].reshape(-1))
+
+    def __repr__(self) -> str:
+        return f"OnnxRuntime({self._where}, providers={list(self._execution.providers)})"
+
+
+def _check_graph(manifest: ModelManifest, model: bytes, where: str) -> None:
+    """Manifest and graph must agree on opsets, and nulls must have an imputer to go to."""
+    try:
+        graph = onnx.load_from_string(model)
+    except Exception as exc:  # protobuf raises its own DecodeError
+        raise BundleError(f"model.onnx of {where} is not a readable ONNX file: {exc}") from exc
+    opsets = {o.domain or "": o.version for o in graph.opset_import}
+    if opsets != manifest.onnx.opsets:
+        raise BundleError(
+            f"{where}: the graph's opsets {opsets} differ from the manifest's {manifest.onnx.opsets}"
+        )
+    has_imputer = any(node.op_type == "Imputer" for node in graph.graph.node)
+    nullable_numbers = [
+        f.name for f in manifest.schema.features if f.nullable and f.kind is not FeatureKind.CATEGORY
+    ]
+    if nullable_numbers and not has_imputer:
+        raise BundleError(
+            f"{where}: the schema accepts missing values for {', '.join(nullable_numbers)} "
+            "but the graph has no imputer to fill them"
+        )
+
+
+def _check_signature(manifest: ModelManifest, session: ort.InferenceSession, where: str) -> None:
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    wanted = {s.name: f"tensor({'float' if s.dtype == 'float32' else s.dtype})" for s in manifest.onnx.inputs}
+    if inputs != wanted:
+        raise BundleError(f"{where}: graph inputs {inputs} differ from the manifest's {wanted}")
+    outputs = {o.name: o.type for o in session.get_outputs()}
+    for role, name in manifest.onnx.outputs.items():
+        if not outputs.get(name, "").startswith("tensor("):
+            raise BundleError(
+                f"{where}: output {name!r} ({role}) must be a plain tensor, found {outputs.get(name, 'none')} "
+                "(export classifiers with ZipMap off)"
+            )
+
+
+def _example_feeds(manifest: ModelManifest) -> dict[str, Any]:
+    record = manifest.schema.example()
+    columns: dict[str, np.ndarray] = {}
+    for feature in manifest.schema.features:
+        value = record.get(feature.name)
+        if feature.kind is FeatureKind.CATEGORY:
+            columns[feature.name] = np.array([value], dtype=object)
+        else:
+            columns[feature.name] = np.array([np.nan if value is None else value], dtype=np.float64)
+    return build_feeds(manifest.onnx.inputs, columns, 1)
+
+
+def _node_placement(profile_path: str) -> dict[str, int]:
+    with open(profile_path, encoding="utf-8") as file:
+        events = json.load(file)
+    nodes = {
+        event["name"]: event["args"]["provider"]
+        for event in events
+        if event.get("cat") == "Node" and "provider" in event.get("args", {})
+    }
+    return dict(Counter(nodes.values()))
