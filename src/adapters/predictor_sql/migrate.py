@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -20,8 +23,19 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Create or upgrade the schema at `url`; idempotent. Synchronous: call it from a thread in async code."""
-    command.upgrade(alembic_config(url), revision)
+    """Create or upgrade the schema at `url`; idempotent.
+
+    Synchronous. Alembic's environment runs its own event loop, so when called from a running loop the
+    migration runs in a helper thread (blocking the caller's loop meanwhile: fine for set-up, not for
+    request paths; there, prefer `await asyncio.to_thread(upgrade, url)`).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(url), revision)
+        return
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(command.upgrade, alembic_config(url), revision).result()
 
 
 def head_revision() -> str | None:

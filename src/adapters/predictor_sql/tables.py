@@ -30,8 +30,8 @@ NAME_LENGTH = 100
 LABEL_LENGTH = 200
 REQUEST_ID_LENGTH = 128
 
-JSONB = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-"""jsonb on PostgreSQL (indexable, compact), JSON text on SQLite."""
+JSONB = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+"""jsonb on PostgreSQL (indexable, compact), JSON text on SQLite; Python None is SQL NULL."""
 BIGINT_KEY = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 """SQLite only auto-increments an INTEGER PRIMARY KEY."""
 TIMESTAMP = sa.DateTime(timezone=True)

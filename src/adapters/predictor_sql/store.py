@@ -1,0 +1,342 @@
+"""SqlPredictionStore: the PredictionStore port over SQLAlchemy async Core (asyncpg or aiosqlite).
+
+`record()` writes the inputs and outputs of a whole batch in one transaction with two bulk inserts
+(executemany, pipelined by asyncpg) and returns only after COMMIT: a returned prediction is a recorded
+prediction, and a failed call leaves neither an input nor an output behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from predictor_core import (
+    BinaryPrediction,
+    ConfigurationError,
+    Feedback,
+    ModelIdentity,
+    ModelManifest,
+    MulticlassPrediction,
+    Prediction,
+    PredictionNotFound,
+    PredictionRecord,
+    RegressionPrediction,
+    StoreHealth,
+    Task,
+)
+from predictor_sql.durability import durability_problems
+from predictor_sql.errors import translate_db_errors
+from predictor_sql.migrate import current_revision, head_revision
+from predictor_sql.tables import model_inputs, model_outputs, model_versions, prediction_feedback
+
+__all__ = ["SqlPredictionStore", "create_engine", "sqlite_url_for"]
+
+
+def sqlite_url_for(path: str | Path) -> str:
+    """The async SQLAlchemy URL of a SQLite file."""
+    return f"sqlite+aiosqlite:///{Path(path)}"
+
+
+def _json_dumps(value: Any) -> str:
+    # msgspec writes the shortest float text that round-trips, so features come back bit-for-bit.
+    return msgspec.json.encode(value).decode()
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 1.0,
+    connect_timeout: float = 5.0,
+    command_timeout: float = 10.0,
+) -> AsyncEngine:
+    """An async engine with bounded waits everywhere, and SQLite set up to keep the durability promise.
+
+    A full pool answers within `pool_timeout` (StoreUnavailable), not after SQLAlchemy's default 30 s.
+    """
+    backend = make_url(url).get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "postgresql":
+        connect_args = {
+            "timeout": connect_timeout,
+            "command_timeout": command_timeout,
+            "server_settings": {"application_name": "predictor"},
+        }
+    elif backend == "sqlite":
+        connect_args = {"timeout": command_timeout}  # busy timeout: wait for a concurrent writer
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        json_serializer=_json_dumps,
+        json_deserializer=msgspec.json.decode,
+    )
+    if backend == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=FULL"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """SQLite stores naive UTC text; PostgreSQL returns aware datetimes. Both come back aware, in UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class SqlPredictionStore:
+    """The audit trail in PostgreSQL (`postgresql+asyncpg://`) or SQLite (`sqlite+aiosqlite://`)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = 1.0,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 10.0,
+    ) -> None:
+        """Build the engine; nothing connects before `start()` or the first call.
+
+        Args:
+            url: an async SQLAlchemy URL.
+            pool_size: connections kept open; concurrent writers beyond it wait up to `pool_timeout`.
+            pool_timeout: seconds to wait for a free connection before StoreUnavailable.
+            connect_timeout: seconds to wait for a new connection.
+            command_timeout: seconds one statement may take (PostgreSQL), or the SQLite busy timeout.
+        """
+        self.url = url
+        self.engine = create_engine(
+            url,
+            pool_size=pool_size,
+            pool_timeout=pool_timeout,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
+        self.backend = self.engine.dialect.name
+        self._model_ids: dict[tuple[str, str], tuple[int, str]] = {}
+
+    async def start(self) -> None:
+        """Connect and check the schema is at this release's revision.
+
+        Raises:
+            StoreUnavailable: the database cannot be reached.
+            ConfigurationError: the schema is missing or at another revision.
+        """
+        with translate_db_errors("connect"):
+            async with self.engine.connect() as conn:
+                current = await conn.run_sync(current_revision)
+        head = head_revision()
+        if current != head:
+            state = "has no predictor schema" if current is None else f"is at schema revision {current}"
+            raise ConfigurationError(
+                f"the database {_redacted(self.url)} {state}, this release needs {head}: "
+                "run `predictor db upgrade`"
+            )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def register_model(self, manifest: ModelManifest, /) -> None:
+        """Insert the model version if new; a known name and version with another hash is refused.
+
+        Raises:
+            ConfigurationError: the same name and version was recorded with another ONNX file.
+        """
+        insert = (postgresql.insert if self.backend == "postgresql" else sqlite.insert)(model_versions)
+        statement = insert.values(
+            name=manifest.name,
+            version=manifest.version,
+            sha256=manifest.sha256,
+            task=manifest.task.value,
+            manifest=msgspec.to_builtins(manifest),
+            created_at=_utc(manifest.created_at),
+        ).on_conflict_do_nothing(index_elements=["name", "version"])
+        with translate_db_errors("register a model"):
+            async with self.engine.begin() as conn:
+                await conn.execute(statement)
+            await self._model_id(manifest.identity)
+
+    async def _model_id(self, identity: ModelIdentity, conn: AsyncConnection | None = None) -> int:
+        key = (identity.name, identity.version)
+        if key not in self._model_ids:
+            query = sa.select(model_versions.c.id, model_versions.c.sha256).where(
+                model_versions.c.name == identity.name, model_versions.c.version == identity.version
+            )
+            if conn is None:
+                async with self.engine.connect() as own:
+                    row = (await own.execute(query)).one_or_none()
+            else:
+                row = (await conn.execute(query)).one_or_none()
+            if row is None:
+                raise ValueError(f"model {identity.name} {identity.version} is not registered")
+            self._model_ids[key] = (row.id, row.sha256)
+        model_id, sha256 = self._model_ids[key]
+        if sha256 != identity.sha256:
+            raise ConfigurationError(
+                f"model {identity.name} {identity.version} is recorded with ONNX hash {sha256[:12]}…, "
+                f"not {identity.sha256[:12]}…: give a changed model a new version"
+            )
+        return model_id
+
+    async def record(self, records: Sequence[PredictionRecord], /) -> None:
+        """Commit the inputs and outputs of every record in one transaction, then return.
+
+        The write is shielded from cancellation: a caller that gives up does not return a connection
+        in the middle of a transaction to the pool; the commit either happens or fails on its own.
+
+        Raises:
+            StoreUnavailable: nothing of this call was recorded (or, rarely, the commit's answer was
+                lost: the rows exist but the caller was not told, which the audit allows).
+        """
+        if records:
+            await asyncio.shield(self._record(records))
+
+    async def _record(self, records: Sequence[PredictionRecord]) -> None:
+        with translate_db_errors("record predictions"):
+            async with self.engine.begin() as conn:
+                model_ids = {}
+                for identity in {r.prediction.model for r in records}:
+                    model_ids[identity] = await self._model_id(identity, conn)
+                inputs = [
+                    {
+                        "prediction_id": r.prediction_id,
+                        "model_version_id": model_ids[r.prediction.model],
+                        "features": r.features,
+                        "request_id": r.request_id,
+                        "created_at": _utc(r.created_at),
+                    }
+                    for r in records
+                ]
+                await conn.execute(model_inputs.insert(), inputs)
+                await conn.execute(model_outputs.insert(), [_output_row(r) for r in records])
+
+    async def get(self, prediction_id: uuid.UUID, /) -> PredictionRecord:
+        """The recorded prediction with its input. Raises PredictionNotFound."""
+        query = (
+            sa.select(
+                model_inputs,
+                model_outputs.c.task,
+                model_outputs.c.label,
+                model_outputs.c.label_is_int,
+                model_outputs.c.probability,
+                model_outputs.c.probabilities,
+                model_outputs.c.value,
+                model_outputs.c.latency_ms,
+                model_versions.c.name,
+                model_versions.c.version,
+                model_versions.c.sha256,
+            )
+            .join(model_outputs, model_outputs.c.prediction_id == model_inputs.c.prediction_id)
+            .join(model_versions, model_versions.c.id == model_inputs.c.model_version_id)
+            .where(model_inputs.c.prediction_id == prediction_id)
+        )
+        with translate_db_errors("read a prediction"):
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            raise PredictionNotFound(f"no prediction {prediction_id} was recorded")
+        return PredictionRecord(
+            prediction=_prediction(row),
+            features=row.features,
+            created_at=_utc(row.created_at),
+            latency_ms=row.latency_ms,
+            request_id=row.request_id,
+        )
+
+    async def record_feedback(self, feedback: Feedback, /) -> None:
+        """Append a ground truth. Raises PredictionNotFound for an unknown prediction id."""
+        actual = feedback.actual
+        values: dict[str, Any] = (
+            {"actual_value": actual}
+            if isinstance(actual, float)
+            else {"actual_label": str(actual), "actual_is_int": isinstance(actual, int)}
+        )
+        exists = sa.select(model_inputs.c.prediction_id).where(
+            model_inputs.c.prediction_id == feedback.prediction_id
+        )
+        with translate_db_errors("record feedback"):
+            async with self.engine.begin() as conn:
+                if (await conn.execute(exists)).first() is None:
+                    raise PredictionNotFound(f"no prediction {feedback.prediction_id} was recorded")
+                await conn.execute(
+                    prediction_feedback.insert().values(
+                        prediction_id=feedback.prediction_id,
+                        received_at=_utc(feedback.received_at),
+                        **values,
+                    )
+                )
+
+    async def health(self) -> StoreHealth:
+        """Reachable and durable, read through the store's own pool; never raises."""
+        try:
+            async with self.engine.connect() as conn:
+                problems = await durability_problems(conn)
+        except Exception as exc:  # a probe must answer, whatever broke
+            return StoreHealth(
+                reachable=False,
+                durable=False,
+                detail=f"{type(exc).__name__}: {str(exc)[:200]}",
+                backend=self.backend,
+            )
+        return StoreHealth(
+            reachable=True, durable=not problems, detail="; ".join(problems), backend=self.backend
+        )
+
+
+def _output_row(record: PredictionRecord) -> dict[str, Any]:
+    p = record.prediction
+    row: dict[str, Any] = {
+        "prediction_id": record.prediction_id,
+        "latency_ms": record.latency_ms,
+        "label": None,
+        "label_is_int": None,
+        "probability": None,
+        "probabilities": None,
+        "value": None,
+    }
+    if isinstance(p, RegressionPrediction):
+        row.update(task=Task.REGRESSION.value, value=p.value)
+        return row
+    row.update(label=str(p.label), label_is_int=isinstance(p.label, int))
+    if isinstance(p, BinaryPrediction):
+        row.update(task=Task.BINARY.value, probability=p.probability)
+    else:
+        row.update(task=Task.MULTICLASS.value, probabilities=p.probabilities)
+    return row
+
+
+def _prediction(row: Any) -> Prediction:
+    identity = ModelIdentity(name=row.name, version=row.version, sha256=row.sha256)
+    if row.task == Task.REGRESSION:
+        return RegressionPrediction(model=identity, value=row.value, prediction_id=row.prediction_id)
+    label = int(row.label) if row.label_is_int else row.label
+    if row.task == Task.BINARY:
+        return BinaryPrediction(
+            model=identity, label=label, probability=row.probability, prediction_id=row.prediction_id
+        )
+    return MulticlassPrediction(
+        model=identity, label=label, probabilities=row.probabilities, prediction_id=row.prediction_id
+    )

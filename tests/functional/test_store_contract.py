@@ -1,0 +1,167 @@
+"""One contract for every PredictionStore: the in-memory fake, SQLite and PostgreSQL behave alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import exc as sa_exc
+
+from predictor_core import (
+    BinaryPrediction,
+    Feedback,
+    MulticlassPrediction,
+    PredictionNotFound,
+    PredictionRecord,
+    PredictionService,
+    PredictionStore,
+    RegressionPrediction,
+    Task,
+    new_prediction_id,
+)
+from predictor_sql import SqlPredictionStore
+from tests.fakes import InMemoryModelSource, InMemoryPredictionStore, toy_manifest
+
+RECORD_FAILED = (ValueError, sa_exc.IntegrityError)
+"""What recording a duplicate id or an unregistered model raises (a bug in the caller, not an outage)."""
+
+BINARY = toy_manifest(Task.BINARY, name="contract_binary")
+MULTICLASS = toy_manifest(Task.MULTICLASS, name="contract_multi")
+REGRESSION = toy_manifest(Task.REGRESSION, name="contract_reg")
+ROWS = [
+    {"x": 1.0, "y": 2.5, "n": 3, "flag": True, "colour": "red"},
+    {"x": 0.1 + 0.2, "y": 99.99999999999999, "n": 0, "flag": False, "colour": None},
+]
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[PredictionStore]:
+    if request.param == "memory":
+        yield InMemoryPredictionStore()
+        return
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    sql_store = SqlPredictionStore(url)
+    await sql_store.start()
+    try:
+        yield sql_store
+    finally:
+        await sql_store.close()
+
+
+def service(store: PredictionStore) -> PredictionService:
+    return PredictionService(
+        InMemoryModelSource([BINARY, MULTICLASS, REGRESSION]), store, default_model=BINARY.name
+    )
+
+
+@pytest.mark.parametrize("manifest", [BINARY, MULTICLASS, REGRESSION], ids=lambda m: m.task.value)
+async def test_recorded_predictions_round_trip_exactly(store: PredictionStore, manifest) -> None:
+    svc = service(store)
+    records = svc.run(ROWS, model=manifest.name, request_id="req-1")
+    await store.register_model(manifest)
+    await store.record(records)
+    for record in records:
+        assert await store.get(record.prediction_id) == record
+
+
+async def test_predict_through_the_service_records_before_returning(store: PredictionStore) -> None:
+    predictions = await service(store).predict(ROWS)
+    for prediction in predictions:
+        assert prediction.prediction_id is not None
+        stored = await store.get(prediction.prediction_id)
+        assert stored.prediction == prediction
+        assert stored.features in ROWS
+
+
+async def test_integer_labels_keep_their_type(store: PredictionStore) -> None:
+    await store.register_model(BINARY)
+    identity = BINARY.identity
+    created = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    records = [
+        PredictionRecord(
+            prediction=BinaryPrediction(
+                model=identity, label=1, probability=1.0, prediction_id=new_prediction_id()
+            ),
+            features={"x": 1.5},
+            created_at=created,
+            latency_ms=0.25,
+        ),
+        PredictionRecord(
+            prediction=MulticlassPrediction(
+                model=identity,
+                label=7,
+                probabilities={"7": 0.75, "8": 0.25},
+                prediction_id=new_prediction_id(),
+            ),
+            features={"x": None},
+            created_at=created,
+            latency_ms=0.0,
+        ),
+    ]
+    await store.record(records)
+    for record in records:
+        got = await store.get(record.prediction_id)
+        assert got == record
+        assert type(got.prediction.label) is int
+        assert got.created_at == created
+
+
+async def test_record_of_nothing_is_a_no_op(store: PredictionStore) -> None:
+    await store.record([])
+
+
+async def test_unknown_prediction_is_not_found(store: PredictionStore) -> None:
+    with pytest.raises(PredictionNotFound):
+        await store.get(new_prediction_id())
+    feedback = Feedback(prediction_id=new_prediction_id(), actual="yes", received_at=dt.datetime.now(dt.UTC))
+    with pytest.raises(PredictionNotFound):
+        await store.record_feedback(feedback)
+
+
+async def test_feedback_with_a_label_or_a_number(store: PredictionStore) -> None:
+    svc = service(store)
+    [label_pred] = await svc.predict(ROWS[:1])
+    [value_pred] = await svc.predict(ROWS[:1], model=REGRESSION.name)
+    assert isinstance(value_pred, RegressionPrediction)
+    now = dt.datetime.now(dt.UTC)
+    assert label_pred.prediction_id is not None
+    assert value_pred.prediction_id is not None
+    await store.record_feedback(
+        Feedback(prediction_id=label_pred.prediction_id, actual="yes", received_at=now)
+    )
+    await store.record_feedback(Feedback(prediction_id=value_pred.prediction_id, actual=3.5, received_at=now))
+    await svc.record_feedback(label_pred.prediction_id, "no")  # a later correction is appended
+
+
+async def test_a_batch_is_recorded_whole_or_not_at_all(store: PredictionStore) -> None:
+    svc = service(store)
+    first = svc.run(ROWS[:1])
+    await store.register_model(BINARY)
+    await store.record(first)
+    batch = [*svc.run(ROWS), first[0]]  # the last one repeats a recorded id
+    with pytest.raises(RECORD_FAILED):
+        await store.record(batch)
+    for record in batch[:-1]:
+        with pytest.raises(PredictionNotFound):
+            await store.get(record.prediction_id)
+
+
+async def test_unregistered_model_is_refused(store: PredictionStore) -> None:
+    unknown = toy_manifest(Task.BINARY, name="never_registered")
+    records = PredictionService(InMemoryModelSource([unknown]), None, default_model=unknown.name).run(ROWS)
+    with pytest.raises(RECORD_FAILED):
+        await store.record(records)
+
+
+async def test_register_model_is_idempotent(store: PredictionStore) -> None:
+    await store.register_model(BINARY)
+    await store.register_model(BINARY)
+
+
+async def test_health_is_reachable_and_durable(store: PredictionStore) -> None:
+    health = await store.health()
+    assert health.reachable
+    assert health.durable, health.detail
