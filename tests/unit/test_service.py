@@ -1,0 +1,213 @@
+import asyncio
+import datetime as dt
+import uuid
+
+import msgspec
+import numpy as np
+import pytest
+
+from predictor_core import (
+    BinaryPrediction,
+    ClassifierOutputs,
+    InvalidFeedback,
+    ModelNotFound,
+    MulticlassPrediction,
+    PredictionNotFound,
+    PredictionService,
+    RegressionPrediction,
+    StoreUnavailable,
+    Task,
+    ValidationFailed,
+    build_predictions,
+    new_prediction_id,
+)
+from tests.fakes import (
+    CREATED,
+    FailingStore,
+    FakeRuntime,
+    InMemoryModelSource,
+    InMemoryPredictionStore,
+    toy_manifest,
+)
+
+GOOD = {"x": 30.0, "y": 40.0, "n": 1, "flag": False, "colour": "green"}
+
+
+def make_service(store=None, *manifests, **options):
+    manifests = manifests or (toy_manifest(),)
+    return PredictionService(
+        InMemoryModelSource(manifests),
+        store,
+        default_model=manifests[0].name,
+        clock=lambda: CREATED,
+        **options,
+    )
+
+
+async def test_predict_records_inputs_and_outputs_before_returning():
+    store = InMemoryPredictionStore()
+    service = make_service(store)
+    predictions = await service.predict([GOOD, dict(GOOD, x=1.0)], request_id="req-1")
+    assert [type(p) for p in predictions] == [BinaryPrediction, BinaryPrediction]
+    assert len(store.records) == 2
+    for prediction, features in zip(predictions, [GOOD, dict(GOOD, x=1.0)], strict=True):
+        recorded = await service.get_prediction(prediction.prediction_id)
+        assert recorded.prediction == prediction
+        assert recorded.features == features
+        assert recorded.request_id == "req-1"
+        assert recorded.created_at == CREATED
+        assert recorded.latency_ms >= 0
+    assert ("toy", "1") in store.models
+    # the probability is the positive class's, whatever the label
+    score = 1 / (1 + np.exp(-(30 - 20) / 10))
+    assert predictions[0].probability == pytest.approx(score, rel=1e-6)
+    assert predictions[0].label == "yes"
+    assert predictions[1].label == "no"
+
+
+async def test_invalid_input_records_nothing():
+    store = InMemoryPredictionStore()
+    service = make_service(store)
+    with pytest.raises(ValidationFailed) as caught:
+        await service.predict([GOOD, dict(GOOD, x="1")])
+    assert caught.value.problems[0].loc == (1, "x")
+    assert store.records == {}
+
+
+async def test_store_down_means_no_prediction_is_returned_and_it_recovers():
+    store = FailingStore()
+    service = make_service(store)
+    with pytest.raises(StoreUnavailable) as caught:
+        await service.predict([GOOD])
+    assert caught.value.retry_after == 2.0
+    assert store.records == {}
+    store.down.clear()
+    (prediction,) = await service.predict([GOOD])
+    assert list(store.records) == [prediction.prediction_id]
+
+
+async def test_columns_layout_and_offload():
+    calls = []
+
+    async def offload(fn):
+        calls.append(fn)
+        return await asyncio.to_thread(fn)
+
+    service = make_service(InMemoryPredictionStore(), offload=offload)
+    columns = {k: [v, v] for k, v in GOOD.items()}
+    predictions = await service.predict(columns, layout="columns")
+    assert len(predictions) == 2
+    assert len(calls) == 1
+
+
+def test_run_without_store_says_so():
+    service = make_service(None)
+    assert not service.recording
+    (record,) = service.run([GOOD])
+    assert record.features == GOOD
+    assert isinstance(record.prediction.prediction_id, uuid.UUID)
+    with pytest.raises(RuntimeError, match="records nothing"):
+        asyncio.run(service.get_prediction(record.prediction_id))
+
+
+async def test_models_are_loaded_once_and_versions_side_by_side():
+    v1, v2 = toy_manifest(version="1"), toy_manifest(version="2", task=Task.REGRESSION)
+    loads = []
+
+    def factory(manifest):
+        loads.append(manifest.version)
+        return FakeRuntime(manifest)
+
+    service = PredictionService(InMemoryModelSource([v1, v2], factory), None, default_model="toy")
+    assert service.runtime().manifest.version == "2"  # newest when not named
+    assert service.runtime("toy", "1").manifest.version == "1"
+    assert service.runtime("toy", "1") is service.runtime("toy", "1")
+    assert loads == ["2", "1"]
+    (p1,) = await service.predict([GOOD], version="1")
+    (p2,) = await service.predict([GOOD], version="2")
+    assert isinstance(p1, BinaryPrediction)
+    assert isinstance(p2, RegressionPrediction)
+    assert p2.value == pytest.approx(70.0)
+    with pytest.raises(ModelNotFound):
+        service.runtime("nope")
+
+
+async def test_multiclass_predictions_name_every_class():
+    service = make_service(None, toy_manifest(Task.MULTICLASS))
+    (prediction,) = await service.predict([GOOD])
+    assert isinstance(prediction, MulticlassPrediction)
+    assert set(prediction.probabilities) == {"a", "b", "c"}
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, rel=1e-6)
+    assert prediction.label == max(prediction.probabilities, key=prediction.probabilities.get)
+
+
+@pytest.mark.parametrize(
+    ("task", "actual", "stored"),
+    [
+        (Task.BINARY, "yes", "yes"),
+        (Task.MULTICLASS, "c", "c"),
+        (Task.REGRESSION, 12, 12.0),
+        (Task.REGRESSION, 1.5, 1.5),
+    ],
+)
+async def test_feedback_is_checked_against_the_task(task, actual, stored):
+    store = InMemoryPredictionStore()
+    service = make_service(store, toy_manifest(task))
+    (prediction,) = await service.predict([GOOD])
+    feedback = await service.record_feedback(prediction.prediction_id, actual)
+    assert feedback.actual == stored
+    assert store.feedback == [feedback]
+
+
+@pytest.mark.parametrize(
+    ("task", "actual", "fragment"),
+    [
+        (Task.BINARY, "maybe", "one of the classes"),
+        (Task.BINARY, 1, "one of the classes"),
+        (Task.REGRESSION, "12", "must be a number"),
+        (Task.REGRESSION, True, "must be a number"),
+        (Task.REGRESSION, float("nan"), "finite"),
+    ],
+)
+async def test_bad_feedback_is_refused(task, actual, fragment):
+    service = make_service(InMemoryPredictionStore(), toy_manifest(task))
+    (prediction,) = await service.predict([GOOD])
+    with pytest.raises(InvalidFeedback, match=fragment):
+        await service.record_feedback(prediction.prediction_id, actual)
+
+
+async def test_feedback_for_an_unknown_prediction():
+    service = make_service(InMemoryPredictionStore())
+    with pytest.raises(PredictionNotFound):
+        await service.record_feedback(new_prediction_id(), "yes")
+
+
+def test_build_predictions_keeps_integer_labels():
+    manifest = msgspec.structs.replace(toy_manifest(), classes=(0, 1), positive_class=0)
+    outputs = ClassifierOutputs(
+        labels=np.array([1, 0], dtype=np.int64),
+        probabilities=np.array([[0.2, 0.8], [0.9, 0.1]], dtype=np.float32),
+    )
+    ids = [new_prediction_id(), new_prediction_id()]
+    first, second = build_predictions(manifest, outputs, ids)
+    assert (first.label, second.label) == (1, 0)
+    assert type(first.label) is int
+    assert first.probability == pytest.approx(0.2)  # positive class 0
+    assert first.prediction_id == ids[0]
+
+
+def test_prediction_ids_are_uuid7_and_time_ordered():
+    ids = [new_prediction_id() for _ in range(200)]
+    assert len(set(ids)) == 200
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    millis = [i.int >> 80 for i in ids]
+    assert millis == sorted(millis)
+    now = dt.datetime.now(dt.UTC).timestamp() * 1000
+    assert abs(millis[-1] - now) < 60_000
+
+
+def test_predictions_serialise_with_their_task_tag():
+    (record,) = make_service(None).run([GOOD])
+    encoded = msgspec.json.decode(msgspec.json.encode(record.prediction))
+    assert encoded["task"] == "binary"
+    assert encoded["model"] == {"name": "toy", "version": "1", "sha256": record.prediction.model.sha256}
