@@ -89,7 +89,8 @@ def test_loading_refuses_unknown_keys_and_bad_rules():
         FeatureSchema.from_json(b'{"features": [{"name": "a", "kind": "number", "colour": 1}]}')
     with pytest.raises(SchemaError, match="invalid feature schema"):
         FeatureSchema.from_json(
-            b'{"features": [{"name": "a", "kind": "number"}], "rules": [{"name": "r", "expr": "a >>", "message": ""}]}'
+            b'{"features": [{"name": "a", "kind": "number"}],'
+            b' "rules": [{"name": "r", "expr": "a >>", "message": ""}]}'
         )
 
 
