@@ -1,1 +1,6 @@
-"""predictor_litestar adapter."""
+"""The HTTP adapter: a Litestar + msgspec API around `PredictionService`, with RFC 9457 errors and OIP v2."""
+
+from predictor_litestar.app import create_app
+from predictor_litestar.context import ApiOptions
+
+__all__ = ["ApiOptions", "create_app"]
