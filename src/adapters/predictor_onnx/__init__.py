@@ -1,5 +1,7 @@
-"""The ONNX runtime adapter: model bundles on disk, onnxruntime sessions, and (with the `train` extra)
-export of scikit-learn pipelines through a parity gate (`predictor_onnx.export`)."""
+"""The ONNX runtime adapter: model bundles on disk and onnxruntime sessions.
+
+Export of scikit-learn pipelines (`predictor_onnx.export`) needs the `train` extra; serving does not.
+"""
 
 from predictor_onnx.bundles import BundleDirectory, read_bundle
 from predictor_onnx.reference import reference_root

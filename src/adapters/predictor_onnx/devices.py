@@ -41,7 +41,7 @@ def requested_providers(device: str) -> list[str]:
 
 
 def check_active(device: str, active: list[str]) -> None:
-    """Refuse a `cuda` session that onnxruntime quietly started on the CPU (no GPU, CUDA libraries missing)."""
+    """Refuse a `cuda` session that onnxruntime quietly started on the CPU (no GPU, no CUDA libs)."""
     if device == "cuda" and (not active or active[0] != CUDA):
         raise ConfigurationError(
             "device 'cuda' requested but onnxruntime could not start CUDA (no usable GPU or missing "

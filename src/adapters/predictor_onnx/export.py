@@ -78,16 +78,22 @@ def export_bundle(
 
     Args:
         pipeline: a fitted scikit-learn estimator or pipeline.
-        X_train, y_train: the training data (summarised in the manifest for drift checks).
-        X_test, y_test: held-out data for the metrics; parity is checked on train and test.
-        name, version: the bundle's identity.
+        X_train: the training features (summarised in the manifest for drift checks).
+        y_train: the training target.
+        X_test: held-out features for the metrics; parity is checked on train and test together.
+        y_test: the held-out target.
+        name: the model's name (a bundle directory name and the ONNX graph name).
+        version: the model version.
         out_dir: the bundle root; the bundle goes to `out_dir/name/version`.
         task: binary, multiclass or regression; inferred from the estimator when None.
-        schema: a complete schema; when None it is inferred from both frames with `refine`, `rules`
-            and `examples` (default examples: the first complete row and the first row with a gap).
-        refine, rules, examples: see `infer_schema`.
+        schema: a complete schema; when None it is inferred from both frames (see `infer_schema`).
+        refine: per-feature Feature fields that override the inferred ones.
+        rules: cross-field rules for the inferred schema.
+        examples: real records for the inferred schema; None takes the first complete row and the
+            first row with a gap.
         positive_class: for binary models; defaults to the second class, as scikit-learn does.
-        description, target: words for the model card and the API.
+        description: what the model is, for the model card and the API.
+        target: what the model predicts, in words.
 
     Returns:
         The bundle directory.
@@ -124,6 +130,7 @@ def export_bundle(
         )
     except Exception as exc:  # skl2onnx raises RuntimeError, ValueError, NameError... per converter
         raise ExportRefused(f"skl2onnx cannot convert {_unsupported_step(pipeline)}: {exc}") from exc
+    _canonical_opsets(graph)
     model = graph.SerializeToString()
     outputs = [o.name for o in graph.graph.output]
     classes = tuple(_python(c) for c in estimator.classes_) if classifier else None
@@ -162,6 +169,20 @@ def export_bundle(
         training=_summary(schema, X_train, y_train, getattr(y_train, "name", None)),
     )
     return _write(Path(out_dir) / name / version, model, manifest)
+
+
+def _canonical_opsets(graph: Any) -> None:
+    """Sort and de-duplicate the opset imports, so the same model gives the same bytes.
+
+    skl2onnx emits them in set order, which varies with PYTHONHASHSEED: without this the model hash
+    would change from one export to the next.
+    """
+    opsets: dict[str, int] = {}
+    for entry in graph.opset_import:
+        opsets[entry.domain] = max(entry.version, opsets.get(entry.domain, 0))
+    del graph.opset_import[:]
+    for domain, version in sorted(opsets.items()):
+        graph.opset_import.add(domain=domain, version=version)
 
 
 def _check_rows(schema: FeatureSchema, frame: pd.DataFrame, what: str) -> None:
@@ -333,7 +354,7 @@ def _summary(
 
 
 def _python(value: Any) -> Any:
-    """numpy scalars -> plain Python, so labels serialise and compare as the API sends them."""
+    """Turn numpy scalars into plain Python, so labels serialise and compare as the API sends them."""
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -179,8 +179,8 @@ def _check_signature(manifest: ModelManifest, session: ort.InferenceSession, whe
     for role, name in manifest.onnx.outputs.items():
         if not outputs.get(name, "").startswith("tensor("):
             raise BundleError(
-                f"{where}: output {name!r} ({role}) must be a plain tensor, found {outputs.get(name, 'none')} "
-                "(export classifiers with ZipMap off)"
+                f"{where}: output {name!r} ({role}) must be a plain tensor, found "
+                f"{outputs.get(name, 'none')} (export classifiers with ZipMap off)"
             )
 
 

