@@ -102,11 +102,10 @@ def _answer(
 
 
 def _domain(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    for kind, status, title in _TABLE:
-        if isinstance(exc, kind):
-            break
-    else:  # a PredictorError nobody mapped: a bug, not the client's fault
+    found = next(((status, title) for kind, status, title in _TABLE if isinstance(exc, kind)), None)
+    if found is None:  # a PredictorError nobody mapped: a bug, not the client's fault
         return _unexpected(request, exc)
+    status, title = found
     errors: list[ProblemDetail] | None = None
     detail = str(exc)
     if isinstance(exc, Located):

@@ -1,4 +1,4 @@
-"""Probes: `/health/live` (the process answers), `/health/ready` (model loaded, database reachable), `/health`."""
+"""Probes: `/health/live` (process up), `/health/ready` (model loaded, database reachable), `/health`."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         if len(body.records) > options.max_batch:
             raise HTTPException(
                 status_code=413,
-                detail=f"the batch holds {len(body.records)} records; at most {options.max_batch} are accepted",
+                detail=f"{len(body.records)} records in the batch; at most {options.max_batch} are accepted",
             )
         try:
             predictions = await service.predict(
