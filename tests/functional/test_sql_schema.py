@@ -1,0 +1,62 @@
+"""sql/schema.sql (for a DBA) and the Alembic migrations (`predictor db upgrade`) build the same schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+import predictor_sql
+from tests.functional.conftest import temporary_database
+
+pytestmark = pytest.mark.postgres
+
+SQL_DIR = Path(__file__).parents[2] / "sql"
+
+CATALOG = {
+    "columns": """
+        SELECT table_name, column_name, data_type, character_maximum_length, is_nullable,
+               column_default, is_identity, identity_generation, col_description(
+                   format('%I.%I', table_schema, table_name)::regclass, ordinal_position)
+        FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2""",
+    "constraints": """
+        SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+        FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2""",
+    "indexes": """
+        SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2""",
+    "tables": """
+        SELECT relname, relpersistence, obj_description(oid, 'pg_class') FROM pg_class
+        WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 1""",
+    "revision": "SELECT version_num FROM alembic_version",
+}
+
+
+def sync_url(async_url: str) -> str:
+    return make_url(async_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def catalog(url: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(sync_url(url)) as conn:
+        return {name: conn.execute(query).fetchall() for name, query in CATALOG.items()}
+
+
+def test_schema_sql_equals_the_migrations(pg_server_url: str, fresh_pg_url: str) -> None:
+    with temporary_database(pg_server_url, migrate=False) as ddl_url:
+        with psycopg.connect(sync_url(ddl_url)) as conn:
+            conn.execute((SQL_DIR / "schema.sql").read_text())
+        from_ddl = catalog(ddl_url)
+    from_migrations = catalog(fresh_pg_url)
+    assert len(from_migrations["tables"]) == 7
+    for part in CATALOG:
+        assert from_ddl[part] == from_migrations[part], part
+
+
+def test_migrations_continue_from_the_ddl(pg_server_url: str) -> None:
+
+    with temporary_database(pg_server_url, migrate=False) as ddl_url:
+        with psycopg.connect(sync_url(ddl_url)) as conn:
+            conn.execute((SQL_DIR / "schema.sql").read_text())
+        predictor_sql.upgrade(ddl_url)  # already at head: nothing to do, nothing fails
+        assert catalog(ddl_url)["revision"] == [(predictor_sql.head_revision(),)]
