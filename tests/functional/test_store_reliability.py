@@ -1,0 +1,181 @@
+"""The durability promise under load and outages: returned means recorded, never half a prediction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from predictor_core import ConfigurationError, PredictionService, StoreUnavailable, Task
+from predictor_sql import SqlPredictionStore, is_unavailable
+from predictor_sql.tables import model_inputs, model_outputs
+from tests.fakes import InMemoryModelSource, toy_manifest
+from tests.functional.conftest import ThrowawayCluster, _free_port, create_database, temporary_database
+from tests.functional.test_sql_schema import sync_url
+
+MANIFEST = toy_manifest(Task.MULTICLASS, name="reliability")
+ROW = {"x": 1.0, "y": 2.0, "n": 1, "flag": True, "colour": "blue"}
+
+
+def service(store: SqlPredictionStore) -> PredictionService:
+    return PredictionService(InMemoryModelSource([MANIFEST]), store, default_model=MANIFEST.name)
+
+
+@contextlib.asynccontextmanager
+async def started(url: str, **options: float) -> AsyncIterator[SqlPredictionStore]:
+    store = SqlPredictionStore(url, **options)  # type: ignore[arg-type]
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def audit(store: SqlPredictionStore) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    """The prediction ids with an input row, and those with an output row."""
+    async with store.engine.connect() as conn:
+        inputs = set((await conn.execute(sa.select(model_inputs.c.prediction_id))).scalars())
+        outputs = set((await conn.execute(sa.select(model_outputs.c.prediction_id))).scalars())
+    return inputs, outputs
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "fresh_pg_url")
+
+
+async def test_200_concurrent_predictions_give_200_consistent_pairs(empty_url: str) -> None:
+    async with started(empty_url, pool_timeout=30.0) as store:
+        svc = service(store)
+        results = await asyncio.gather(*(svc.predict([ROW], request_id=f"r{i}") for i in range(200)))
+        returned = {p.prediction_id for [p] in results}
+        inputs, outputs = await audit(store)
+    assert len(returned) == 200
+    assert inputs == outputs == returned
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+async def test_postgres_restart_mid_run_loses_nothing_returned(
+    throwaway_pg: ThrowawayCluster, mode: str
+) -> None:
+    url = create_database(throwaway_pg.url)
+    returned: list[uuid.UUID] = []
+    failures: list[BaseException] = []
+    restarted_at: list[float] = []
+    async with started(url, pool_size=4, pool_timeout=0.5, connect_timeout=1.0, command_timeout=2.0) as store:
+        svc = service(store)
+        deadline = time.monotonic() + 30
+
+        async def caller() -> None:
+            # run until the database has been back for a while and this caller got through again
+            while time.monotonic() < deadline:
+                try:
+                    [prediction] = await svc.predict([ROW])
+                except Exception as exc:
+                    failures.append(exc)
+                    await asyncio.sleep(0.05)
+                    continue
+                assert prediction.prediction_id is not None
+                returned.append(prediction.prediction_id)
+                if restarted_at and time.monotonic() > restarted_at[0] + 0.5:
+                    return
+
+        async def outage() -> None:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(throwaway_pg.stop, mode)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(throwaway_pg.start)
+            restarted_at.append(time.monotonic())
+
+        await asyncio.gather(outage(), *(caller() for _ in range(8)))
+        assert (await store.health()).reachable
+        inputs, outputs = await audit(store)
+
+    assert failures, "the outage was not noticed"
+    unexpected = [f for f in failures if not isinstance(f, StoreUnavailable)]
+    assert not unexpected, unexpected[:3]
+    assert all(f.retry_after > 0 for f in failures if isinstance(f, StoreUnavailable))
+    assert set(returned) <= inputs, "a returned prediction was not recorded"
+    assert inputs == outputs, "half a prediction was recorded"
+    assert len(returned) == len(set(returned))
+
+
+@pytest.mark.postgres
+async def test_unreachable_database_is_a_retryable_error() -> None:
+    store = SqlPredictionStore(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/x", connect_timeout=1.0
+    )
+    with pytest.raises(StoreUnavailable, match="retry later") as caught:
+        await store.start()
+    assert isinstance(caught.value.__cause__, OSError)
+    health = await store.health()
+    assert not health.reachable
+    assert not health.durable
+    await store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_start_refuses_a_database_without_the_schema(
+    backend: str, request: pytest.FixtureRequest, tmp_path
+) -> None:
+    if backend == "sqlite":
+        urls = contextlib.nullcontext(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    else:
+        urls = temporary_database(request.getfixturevalue("pg_server_url"), migrate=False)
+    with urls as url:
+        store = SqlPredictionStore(url)
+        with pytest.raises(ConfigurationError, match="run `predictor db upgrade`"):
+            await store.start()
+        await store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("ALTER DATABASE {db} SET synchronous_commit = off", "synchronous_commit=off"),
+        ("ALTER TABLE model_outputs SET UNLOGGED", "model_outputs is not logged"),
+    ],
+)
+async def test_health_refuses_settings_that_lose_acknowledged_rows(
+    fresh_pg_url: str, change: str, named: str
+) -> None:
+    database = sa.engine.make_url(fresh_pg_url).database
+    with psycopg.connect(sync_url(fresh_pg_url), autocommit=True) as conn:
+        conn.execute(change.format(db=f'"{database}"'))
+    async with started(fresh_pg_url) as store:
+        health = await store.health()
+    assert health.reachable
+    assert not health.durable
+    assert named in health.detail
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(111, "Connect call failed"),
+        ConnectionResetError(104, "reset"),
+        sa_exc.TimeoutError("QueuePool limit of size 4 overflow 0 reached"),
+        sa_exc.DBAPIError("INSERT", {}, Exception("gone"), connection_invalidated=True),
+    ],
+    ids=["refused", "reset", "pool", "invalidated"],
+)
+def test_outages_in_every_form_are_recognised(exc: BaseException) -> None:
+    assert is_unavailable(exc)
+    wrapped = RuntimeError("outer")
+    wrapped.__cause__ = exc
+    assert is_unavailable(wrapped)
+
+
+def test_bugs_are_not_outages() -> None:
+    assert not is_unavailable(sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
+    assert not is_unavailable(ValueError("model not registered"))
