@@ -93,13 +93,14 @@ class OnnxRuntime:
         self._manifest = manifest
         where = f"model {manifest.name!r} version {manifest.version!r}"
         _check_graph(manifest, model, where)
+        providers = requested_providers(device)
         options = session_options(threads)
         with tempfile.TemporaryDirectory(prefix="predictor-onnx-") as scratch:
             # Profile the warm-up run only: it is how onnxruntime says which provider ran each node.
             options.enable_profiling = True
             options.profile_file_prefix = os.path.join(scratch, "warmup")
             try:
-                self._session = ort.InferenceSession(model, options, providers=requested_providers(device))
+                self._session = ort.InferenceSession(model, options, providers=providers)
             except Exception as exc:  # onnxruntime's errors derive from Exception only
                 raise BundleError(f"onnxruntime {ort.__version__} cannot load {where}: {exc}") from exc
             active = self._session.get_providers()
@@ -128,9 +129,8 @@ class OnnxRuntime:
         Raises:
             RuntimeUnavailable: onnxruntime failed (e.g. the device went away); the message says why.
         """
-        feeds = build_feeds(self._manifest.onnx.inputs, batch.columns, len(batch))
         try:
-            return self._run(feeds)
+            return self._run(build_feeds(self._manifest.onnx.inputs, batch.columns, len(batch)))
         except Exception as exc:  # the boundary: no onnxruntime error escapes as itself
             raise RuntimeUnavailable(f"{self._where} failed to run: {type(exc).__name__}: {exc}") from exc
 
