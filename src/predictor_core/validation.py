@@ -31,6 +31,8 @@ __all__ = ["ValidatedBatch", "validate_columns", "validate_record", "validate_re
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _ABSENT: Any = object()
 _NUMERIC = (FeatureKind.NUMBER, FeatureKind.INTEGER, FeatureKind.BOOLEAN)
+_ROW_BY_ROW_RULES = 16
+"""Up to this many records, rules are checked row by row on scalars: cheaper than array set-up."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -177,8 +179,19 @@ class _Plan:
         self.width = len(self.names)
         self.all_required = all(f.required for f in schema.features)
         self.getter = itemgetter(*self.names)
-        self.strict_rows_type: Any = list[tuple[tuple(_msgspec_type(f) for f in schema.features)]]  # type: ignore[misc]
+        # An array-like Struct: msgspec caches its type information, a bare tuple[...] type is re-parsed
+        # on every call (28 µs versus 2.6 µs for one 30-feature record, measured here).
+        row_type = msgspec.defstruct(
+            "Row", [(f.name, _msgspec_type(f)) for f in schema.features], array_like=True, frozen=True
+        )
+        self.strict_rows_type: Any = list[row_type]  # type: ignore[valid-type]
         self.numeric = [f for f in schema.features if f.kind in _NUMERIC]
+        self.dense = len(self.numeric) == self.width and not any(f.nullable for f in self.numeric)
+        self.nullable_numeric = [
+            (k, self.names.index(f.name)) for k, f in enumerate(self.numeric) if f.nullable
+        ]
+        positions = {f.name: k for k, f in enumerate(self.numeric)}
+        self.rule_checks = [rule.row_check(positions) for rule in schema.rules]
 
     def fast_rows(self, records: Sequence[Any]) -> list[tuple[Any, ...]] | None:
         """Rows in schema order when every record has exactly the schema's keys, else None."""
@@ -196,24 +209,27 @@ class _Plan:
 
     def fast_batch(self, rows: list[tuple[Any, ...]]) -> ValidatedBatch | None:
         """The batch, when finiteness and rules hold too; None sends the caller to the thorough path."""
-        columns = self.columns(rows)
-        for feature in self.numeric:
-            values, missing = columns[feature.name], self.missing_mask(rows, feature)
-            finite = np.isfinite(values.astype(np.float32)) if values.size else np.ones(0, bool)
-            if not np.all(finite | missing):
-                return None
-        for rule in self.schema.rules:
-            if rule.violations(columns).any():
-                return None
+        columns, numbers = self.columns(rows)
+        bad = ~np.isfinite(numbers.astype(np.float32))
+        for k, position in self.nullable_numeric:
+            bad[:, k] &= np.fromiter((row[position] is not None for row in rows), dtype=bool, count=len(rows))
+        if bad.any():
+            return None
+        if len(rows) <= _ROW_BY_ROW_RULES:
+            with np.errstate(all="ignore"):
+                if any(check(values) for values in numbers for check in self.rule_checks):
+                    return None
+        else:
+            with np.errstate(all="ignore"):
+                if any(rule.violations(columns).any() for rule in self.schema.rules):
+                    return None
         return ValidatedBatch(self.schema, rows, columns)
 
-    def missing_mask(self, rows: list[tuple[Any, ...]], feature: Feature) -> np.ndarray:
-        if not feature.nullable:
-            return np.zeros(len(rows), dtype=bool)
-        position = self.names.index(feature.name)
-        return np.fromiter((row[position] is None for row in rows), dtype=bool, count=len(rows))
-
-    def columns(self, rows: list[tuple[Any, ...]]) -> dict[str, np.ndarray]:
+    def columns(self, rows: list[tuple[Any, ...]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per-feature arrays, plus the [N, K] float64 matrix of the K numeric features (NaN = missing)."""
+        if self.dense:  # every feature numeric and never null: one C-level conversion for the whole batch
+            numbers = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
+            return {name: numbers[:, j] for j, name in enumerate(self.names)}, numbers
         transposed = list(zip(*rows, strict=True))
         columns: dict[str, np.ndarray] = {}
         for feature, values in zip(self.schema.features, transposed, strict=True):
@@ -225,7 +241,9 @@ class _Plan:
                 )
             else:
                 columns[feature.name] = np.array(values, dtype=np.float64)
-        return columns
+        numeric = [columns[f.name] for f in self.numeric]
+        numbers = np.column_stack(numeric) if numeric else np.empty((len(rows), 0))
+        return columns, numbers
 
     def thorough(self, records: Sequence[Any], *, allow_unknown: bool) -> ValidatedBatch:
         """Walk every value; raise ValidationFailed with every problem, or return the batch."""
@@ -274,9 +292,11 @@ class _Plan:
                     for key, value in record.items()
                     if key not in self.known
                 )
-        columns = self.columns(clean_rows)
-        for number, rule in enumerate(self.schema.rules):
-            for index in np.flatnonzero(rule.violations(columns)).tolist():
+        columns, _ = self.columns(clean_rows)
+        with np.errstate(all="ignore"):
+            broken = [np.flatnonzero(rule.violations(columns)).tolist() for rule in self.schema.rules]
+        for number, (rule, indexes) in enumerate(zip(self.schema.rules, broken, strict=True)):
+            for index in indexes:
                 involved = {name: clean_rows[index][order[name]] for name in sorted(rule.features)}
                 problems.append(
                     (

@@ -2,6 +2,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from predictor_core import Rule, SchemaError
 from predictor_core.rules import parse_rule
@@ -33,7 +35,32 @@ def cols(**values):
 )
 def test_rules_evaluate_like_arithmetic(expr, a, b, violated):
     rule = Rule(name="r", expr=expr, message="m")
-    assert rule.violations(cols(a=[a], b=[b])).tolist() == [violated]
+    with np.errstate(all="ignore"):
+        assert rule.violations(cols(a=[a], b=[b])).tolist() == [violated]
+        assert rule.row_check({"a": 0, "b": 1})(np.array([a, b])) is violated
+
+
+FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -0.0, 1.0, -1.0]))
+
+
+@given(
+    st.sampled_from(
+        ["a / b >= 1", "sqrt(a) < b", "log(a) + exp(b) != 3", "a ^ b <= a * b", "abs(a - b) == 0"]
+    ),
+    st.lists(st.tuples(FLOATS, FLOATS), min_size=1, max_size=20),
+)
+def test_row_by_row_and_vectorised_verdicts_agree(expr, pairs):
+    rule = Rule(name="r", expr=expr, message="m")
+    check = rule.row_check({"a": 0, "b": 1})
+    with np.errstate(all="ignore"):
+        vectorised = rule.violations(cols(a=[p[0] for p in pairs], b=[p[1] for p in pairs])).tolist()
+        row_by_row = [check(np.array(p, dtype=np.float64)) for p in pairs]
+    assert row_by_row == vectorised
+
+
+def test_constant_rules_give_one_verdict_per_record():
+    rule = Rule(name="r", expr="1 > 2", message="m")
+    assert rule.violations(cols(a=[1.0, 2.0])).tolist() == [True, True]
 
 
 def test_missing_operands_are_never_violations():
