@@ -56,7 +56,7 @@ def arch(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: each prints ratios against a baseline measured in the same run (never asserted in tests)."""
+    """Benchmarks: each prints ratios against a baseline measured in the same run (never in tests)."""
     session.install("-e", ".[dev]")
     scripts = session.posargs or sorted(
         os.path.join("benchmarks", name) for name in os.listdir("benchmarks") if name.startswith("bench_")

@@ -40,7 +40,14 @@ def records_of(name: str, size: int) -> list[dict[str, object]]:
 def main() -> None:
     source = BundleDirectory([reference_root()])
     table = Table(title="validation vs inference (median of repeated runs, one process)")
-    for column in ("model", "records", "validate rec/s", "infer rec/s", "validate / infer", "thorough / fast"):
+    for column in (
+        "model",
+        "records",
+        "validate rec/s",
+        "infer rec/s",
+        "validate / infer",
+        "thorough / fast",
+    ):
         table.add_column(column, justify="right")
     for name in ("breast_cancer", "penguins", "diabetes"):
         runtime = source.load(name)
@@ -49,11 +56,16 @@ def main() -> None:
             records = records_of(name, size)
             batch = validate_records(schema, records)
             validate = median_seconds(lambda s=schema, r=records: validate_records(s, r))
-            infer = median_seconds(lambda b=batch: runtime.infer(b))
-            thorough = median_seconds(lambda r=records, s=schema: _plan(s).thorough(r, allow_unknown=False))
+            infer = median_seconds(lambda b=batch, r=runtime: r.infer(b))
+            plan = _plan(schema)
+            thorough = median_seconds(lambda r=records, p=plan: p.thorough(r, allow_unknown=False))
             table.add_row(
-                name, str(size), f"{size / validate:,.0f}", f"{size / infer:,.0f}",
-                f"{validate / infer:.2f}x", f"{thorough / validate:.1f}x",
+                name,
+                str(size),
+                f"{size / validate:,.0f}",
+                f"{size / infer:,.0f}",
+                f"{validate / infer:.2f}x",
+                f"{thorough / validate:.1f}x",
             )
     Console().print(table)
 

@@ -56,12 +56,10 @@ class Feature(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
             raise SchemaError(
                 f"{where}: kind must be one of {', '.join(k.value for k in FeatureKind)}"
             ) from None
-        for bound in ("minimum", "maximum"):
-            value = getattr(self, bound)
+        for attribute in ("minimum", "maximum"):  # floats, so JSON round trips stay byte-identical
+            value = getattr(self, attribute)
             if isinstance(value, int) and not isinstance(value, bool):
-                msgspec.structs.force_setattr(
-                    self, bound, float(value)
-                )  # JSON round trips stay byte-identical
+                msgspec.structs.force_setattr(self, attribute, float(value))
         if self.categories is not None and not isinstance(self.categories, tuple):
             msgspec.structs.force_setattr(self, "categories", tuple(self.categories))
         if not self.name or not self.name.isidentifier():
