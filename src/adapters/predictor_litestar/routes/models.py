@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import get
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from predictor_core import Label, ModelManifest, ModelNotFound, PredictionService, PredictorError, Task
 from predictor_litestar.context import ApiContext
@@ -108,7 +109,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         tags=["models"],
         responses=errors(404),
     )
-    async def get_model(name: str) -> ModelInfo:
+    async def get_model(name: FromPath[str]) -> ModelInfo:
         return describe(name, None)
 
     @get(
@@ -117,7 +118,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         tags=["models"],
         responses=errors(404),
     )
-    async def get_version(name: str, version: str) -> ModelInfo:
+    async def get_version(name: FromPath[str], version: FromPath[str]) -> ModelInfo:
         return describe(name, version)
 
     return [list_models, get_model, get_version]

@@ -8,6 +8,7 @@ import msgspec
 from litestar import Request, post
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from predictor_core import ValidationFailed
 from predictor_litestar.bodies import (
@@ -101,7 +102,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         operation_class=single_named,
         **common,
     )
-    async def predict_model(request: Request[Any, Any, Any], name: str) -> PredictionBody:
+    async def predict_model(request: Request[Any, Any, Any], name: FromPath[str]) -> PredictionBody:
         return await one(request, name, None)
 
     @post(
@@ -110,7 +111,9 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         operation_class=single_named,
         **common,
     )
-    async def predict_version(request: Request[Any, Any, Any], name: str, version: str) -> PredictionBody:
+    async def predict_version(
+        request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[str]
+    ) -> PredictionBody:
         return await one(request, name, version)
 
     @post(
@@ -129,7 +132,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         operation_class=batch_named,
         **common,
     )
-    async def batch_model(request: Request[Any, Any, Any], name: str) -> BatchPredictions:
+    async def batch_model(request: Request[Any, Any, Any], name: FromPath[str]) -> BatchPredictions:
         return await many(request, name, None)
 
     @post(
@@ -138,7 +141,9 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         operation_class=batch_named,
         **common,
     )
-    async def batch_version(request: Request[Any, Any, Any], name: str, version: str) -> BatchPredictions:
+    async def batch_version(
+        request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[str]
+    ) -> BatchPredictions:
         return await many(request, name, version)
 
     return [

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Request, get, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from predictor_core import PredictionNotFound, PredictionService
 from predictor_litestar.bodies import FeedbackBody, FeedbackRecorded, RecordedPrediction, read_json
@@ -45,7 +46,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         tags=["predictions"],
         responses=errors(404, 503),
     )
-    async def get_prediction(prediction_id: str) -> RecordedPrediction:
+    async def get_prediction(prediction_id: FromPath[str]) -> RecordedPrediction:
         """The features exactly as validated and stored, and the answer that was returned."""
         record = await _require(service).get_prediction(_parse(prediction_id))
         return RecordedPrediction.of(record)
@@ -58,7 +59,9 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         responses=errors(400, 404, 413, 415, 422, 503),
         operation_class=feedback_body,
     )
-    async def post_feedback(request: Request[Any, Any, Any], prediction_id: str) -> FeedbackRecorded:
+    async def post_feedback(
+        request: Request[Any, Any, Any], prediction_id: FromPath[str]
+    ) -> FeedbackRecorded:
         """Checked against the model's task: a class it knows, or a finite number for regression."""
         key = _parse(prediction_id)
         body = await read_json(request, _FEEDBACK)

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import ClientException, HTTPException
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from predictor_core import (
     FeatureKind,
@@ -108,20 +109,20 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
     meta = {"tags": ["open inference protocol"], "responses": errors(404, 503)}
 
     @get("/v2/models/{name:str}", summary="OIP model metadata", **meta)
-    async def model_metadata(name: str) -> ModelMetadata:
+    async def model_metadata(name: FromPath[str]) -> ModelMetadata:
         return _metadata(service, name, None)
 
     @get("/v2/models/{name:str}/versions/{version:str}", summary="OIP model version metadata", **meta)
-    async def version_metadata(name: str, version: str) -> ModelMetadata:
+    async def version_metadata(name: FromPath[str], version: FromPath[str]) -> ModelMetadata:
         return _metadata(service, name, version)
 
     @get("/v2/models/{name:str}/ready", summary="OIP model readiness", **meta)
-    async def model_ready(name: str) -> ModelReady:
+    async def model_ready(name: FromPath[str]) -> ModelReady:
         service.runtime(name)
         return ModelReady(name, True)
 
     @get("/v2/models/{name:str}/versions/{version:str}/ready", summary="OIP model version readiness", **meta)
-    async def version_ready(name: str, version: str) -> ModelReady:
+    async def version_ready(name: FromPath[str], version: FromPath[str]) -> ModelReady:
         service.runtime(name, version)
         return ModelReady(name, True)
 
@@ -133,7 +134,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
     }
 
     @post("/v2/models/{name:str}/infer", summary="OIP inference", **infer)
-    async def model_infer(request: Request[Any, Any, Any], name: str) -> Response[InferResponse]:
+    async def model_infer(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[InferResponse]:
         """Same validation and recording as POST /predict; outputs as named in the model metadata."""
         return await _infer(service, request, name, None)
 
@@ -143,7 +144,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         **infer,
     )
     async def version_infer(
-        request: Request[Any, Any, Any], name: str, version: str
+        request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[str]
     ) -> Response[InferResponse]:
         return await _infer(service, request, name, version)
 
