@@ -84,9 +84,10 @@ class Expr:
         return _ARITH[self.op](left, right)  # type: ignore[no-any-return]
 
     def compile(self, positions: Mapping[str, int]) -> Callable[[Sequence[Any]], Any]:
-        """A closure computing the expression for one row of numbers (numpy float64 scalars, so that
-        division by zero and overflow behave exactly as in `evaluate`); far cheaper than array
-        operations when a batch holds a handful of records.
+        """A closure computing the expression for one row of numbers.
+
+        Rows hold numpy float64 scalars, so division by zero and overflow behave exactly as in
+        `evaluate`; far cheaper than array operations when a batch holds a handful of records.
         """
         if self.op == "num":
             constant = np.float64(self.value)
@@ -228,8 +229,9 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
         return np.asarray(broken)
 
     def row_check(self, positions: Mapping[str, int]) -> Callable[[Sequence[Any]], bool]:
-        """A closure telling whether one row (numpy float64 values by position) breaks the rule;
-        same verdicts as `violations`, for small batches. Call it under `np.errstate(all="ignore")`.
+        """A closure telling whether one row (numpy float64 values by position) breaks the rule.
+
+        Same verdicts as `violations`, for small batches. Call it under `np.errstate(all="ignore")`.
         """
         left, cmp, right = _compiled(self)
         lhs, rhs, compare = left.compile(positions), right.compile(positions), _COMPARE[cmp]
