@@ -37,7 +37,7 @@ from predictor_core import (
     ValidationFailed,
     validate_columns,
 )
-from predictor_onnx.infer_schema import column_values, infer_schema, model_frame
+from predictor_onnx.infer_schema import MISSING_CATEGORY, column_values, infer_schema, model_frame
 from predictor_onnx.parity import check_parity
 from predictor_onnx.runtime import OnnxRuntime, build_feeds
 
@@ -104,6 +104,7 @@ def export_bundle(
     """
     from skl2onnx import convert_sklearn
 
+    _refuse_known_traps(pipeline)
     full = pd.concat([X_train, X_test])
     if schema is None:
         schema = infer_schema(full, refine=refine, rules=rules)
@@ -116,7 +117,6 @@ def export_bundle(
     _check_rows(schema, full, "the training and test frames")
     _check_rows(schema, pd.DataFrame(list(schema.examples), columns=list(schema.names)), "the examples")
     estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
-    _refuse_known_traps(pipeline)
     task = Task(task) if task is not None else _infer_task(estimator)
     classifier = task is not Task.REGRESSION
     inputs = _input_specs(schema, pipeline)
@@ -188,9 +188,17 @@ def _canonical_opsets(graph: Any) -> None:
 def _check_rows(schema: FeatureSchema, frame: pd.DataFrame, what: str) -> None:
     """Every real row must pass the schema: a schema that refuses its own training data is wrong."""
     try:
-        validate_columns(schema, {str(c): column_values(frame[c]) for c in frame.columns})
+        validate_columns(schema, {f.name: _as_sent(frame[f.name], f.kind) for f in schema.features})
     except ValidationFailed as exc:
         raise ExportRefused(f"the schema refuses rows of {what}:\n{exc}") from exc
+
+
+def _as_sent(column: pd.Series, kind: FeatureKind) -> list[Any]:
+    """Values as a caller would send them: the training marker `""` for a missing category is null."""
+    values = column_values(column)
+    if kind is FeatureKind.CATEGORY:
+        return [None if v == MISSING_CATEGORY else v for v in values]
+    return values
 
 
 def _default_examples(frame: pd.DataFrame) -> list[dict[str, Any]]:
