@@ -1,1 +1,10 @@
-"""Composition root: settings, wiring, the CLI and the notebook facade."""
+"""predictor-core's entry points: `predict()` and `load_model()` for notebooks, the CLI, the server.
+
+This package is the composition root: the only place that knows every adapter. Importing it builds
+nothing; models load on first use.
+"""
+
+from predictor.facade import Model, load_model, predict
+from predictor_core import ValidationFailed
+
+__all__ = ["Model", "ValidationFailed", "load_model", "predict"]
