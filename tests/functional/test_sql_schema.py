@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -60,3 +62,21 @@ def test_migrations_continue_from_the_ddl(pg_server_url: str) -> None:
             conn.execute((SQL_DIR / "schema.sql").read_text())
         predictor_sql.upgrade(ddl_url)  # already at head: nothing to do, nothing fails
         assert catalog(ddl_url)["revision"] == [(predictor_sql.head_revision(),)]
+
+
+@pytest.mark.parametrize("script", sorted((SQL_DIR / "queries").glob("*.sql")), ids=lambda p: p.name)
+def test_plain_sql_queries_run(pg_url: str, script: Path) -> None:
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed")
+    variables = {
+        "model": "m",
+        "since": "2026-01-01",
+        "until": "2027-01-01",
+        "request_id": "r",
+        "dataset": "d",
+    }
+    args = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(script), sync_url(pg_url)]
+    for name, value in variables.items():
+        args[1:1] = ["-v", f"{name}={value}"]
+    subprocess.run(args, check=True, capture_output=True, timeout=60)
