@@ -132,7 +132,9 @@ def predict_command(
         frame = getattr(pd, _READERS[suffix])(input_path)
     except (ValueError, ImportError, OSError) as exc:
         raise click.ClickException(f"cannot read {input_path}: {exc}") from exc
-    result = frame.join(predict(frame, model=model, version=version, record=record), rsuffix="_predicted")
+    predictions = predict(frame, model=model, version=version, record=record)
+    clashes = {c: f"{c}_predicted" for c in predictions.columns if c in frame.columns}
+    result = pd.concat([frame, predictions.rename(columns=clashes)], axis=1)
     if output_path is None:
         result.to_csv(sys.stdout, index=False)
     elif output_path.suffix.lower() == ".parquet":

@@ -1,0 +1,115 @@
+"""The notebook facade: dict, list and DataFrame in; the same shape out; readable validation errors."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from predictor.facade import Model, load_model, predict
+from predictor_core import (
+    BinaryPrediction,
+    MulticlassPrediction,
+    RegressionPrediction,
+    ValidationFailed,
+)
+from predictor_onnx import reference_root
+from predictor_onnx.reference.datasets import load_dataset
+
+
+@pytest.fixture(autouse=True)
+def plain_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PREDICTOR_MODEL", "PREDICTOR_MODEL_DIRS", "PREDICTOR_DEVICE", "PREDICTOR_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def first_record(name: str) -> dict[str, object]:
+    frame = load_dataset(name).frame
+    row = frame.iloc[[0]].astype(object).to_dict(orient="records")[0]
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+def test_a_dict_gives_one_prediction_from_the_default_model() -> None:
+    prediction = predict(first_record("breast_cancer"))
+    assert isinstance(prediction, BinaryPrediction)
+    assert prediction.model.name == "breast_cancer"
+    assert prediction.label == "malignant"
+    assert 0.5 < prediction.probability <= 1.0
+
+
+def test_a_list_gives_a_list_in_order() -> None:
+    data = load_dataset("penguins")
+    frame = data.frame
+    records = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in frame.iloc[[0, 3, 200]].to_dict(orient="records")
+    ]
+    predictions = predict(records, model="penguins")
+    assert [type(p) for p in predictions] == [MulticlassPrediction] * 3
+    assert [p.label for p in predictions] == data.target.iloc[[0, 3, 200]].tolist()
+
+
+def test_a_dataframe_gives_a_dataframe_with_its_index() -> None:
+    data = load_dataset("penguins")
+    frame = data.frame.iloc[:40].set_axis([f"bird{i}" for i in range(40)])
+    out = predict(frame, model="penguins")
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.index) == list(frame.index)
+    assert list(out.columns) == ["label", "probability_Adelie", "probability_Chinstrap", "probability_Gentoo"]
+    assert (out["label"] == data.target.iloc[:40].to_numpy()).mean() > 0.95
+
+
+def test_regression_frame_and_integer_columns_with_gaps() -> None:
+    frame = load_dataset("diabetes").frame.iloc[:5].copy()
+    frame["age"] = frame["age"].astype("float64")  # what pandas does to an int column with a gap
+    out = predict(frame, model="diabetes")
+    assert list(out.columns) == ["value"]
+    assert out["value"].between(25, 346).all()
+    single = predict(first_record("diabetes"), model="diabetes")
+    assert isinstance(single, RegressionPrediction)
+    assert single.value == pytest.approx(out["value"].iloc[0])
+
+
+def test_a_bundle_path_and_a_loaded_model_give_the_same_answer() -> None:
+    record = first_record("penguins")
+    by_path = predict(record, model=reference_root() / "penguins" / "1.0.0")
+    model = load_model("penguins")
+    assert isinstance(model, Model)
+    assert "penguins 1.0.0 (multiclass) on CPUExecutionProvider" in repr(model)
+    by_model = predict(record, model=model)
+    assert by_path.probabilities == by_model.probabilities
+    assert model.predict(record).label == by_model.label
+
+
+def test_validation_errors_say_which_record_which_feature_and_why() -> None:
+    good = first_record("penguins")
+    bad = [good, {**good, "island": "Atlantis", "body_mass_g": 99999.0}]
+    with pytest.raises(ValidationFailed) as caught:
+        predict(bad, model="penguins")
+    assert [p.loc for p in caught.value.problems] == [(1, "body_mass_g"), (1, "island")]
+    text = str(caught.value)
+    assert "body_mass_g is 99999.0 g, expected 2000 ≤ x ≤ 7000" in text
+    assert "island is 'Atlantis', expected one of 'Biscoe', 'Dream', 'Torgersen'" in text
+
+
+async def test_recording_works_inside_a_running_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Jupyter runs an event loop: asyncio.run would fail there, so the facade records on its own loop.
+    from predictor_sql import SqlPredictionStore, sqlite_url_for, upgrade
+
+    url = sqlite_url_for(tmp_path / "audit.db")
+    await asyncio.to_thread(upgrade, url)
+    monkeypatch.setenv("PREDICTOR_DATABASE_URL", url)
+    out = predict(load_dataset("breast_cancer").frame.iloc[:3], record=True)
+    assert out["prediction_id"].notna().all()
+    store = SqlPredictionStore(url)
+    try:
+        stored = await store.get(out["prediction_id"].iloc[2])
+    finally:
+        await store.close()
+    assert stored.prediction.label == out["label"].iloc[2]
+    assert stored.features["mean_radius"] == load_dataset("breast_cancer").frame["mean_radius"].iloc[2]
