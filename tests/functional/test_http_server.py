@@ -1,0 +1,247 @@
+"""`predictor serve` as a real process on a free loopback port, against real PostgreSQL, called over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+pytestmark = pytest.mark.postgres
+
+SERVE = [sys.executable, "-c", "from predictor.cli import main; main()", "serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_url(async_url: str) -> str:
+    """psycopg's form of an asyncpg SQLAlchemy URL."""
+    return make_url(async_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def running_server(database_url: str, *args: str, timeout: float = 60.0) -> Iterator[str]:
+    """Start `predictor serve` and yield its base URL once /health/live answers; stop it by its pid."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREDICTOR_") and k != "DATABASE_URL"}
+    process = subprocess.Popen(
+        [*SERVE, "--port", str(port), "--database-url", database_url, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited {process.returncode}: {process.stdout.read()}")  # type: ignore[union-attr]
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start in time")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def server(pg_url: str) -> Iterator[str]:
+    with running_server(pg_url) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def http(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as client:
+        yield client
+
+
+def example(http: httpx.Client) -> dict:
+    """A valid record of the default model, taken from the example the server documents."""
+    spec = http.get("/docs/openapi.json").json()
+    examples = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    return dict(next(iter(examples.values()))["value"]["features"])
+
+
+PENGUIN = {
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181.0,
+    "body_mass_g": 3750.0,
+    "island": "Torgersen",
+    "sex": None,
+}
+
+
+def count_outputs(pg_url: str) -> int:
+    with psycopg.connect(plain_url(pg_url)) as conn:
+        return conn.execute("SELECT count(*) FROM model_outputs").fetchone()[0]  # type: ignore[index]
+
+
+def test_predict_default_model_and_look_it_up(http: httpx.Client) -> None:
+    features = example(http)
+    r = http.post("/predict", json={"features": features})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_name"] == "breast_cancer"
+    assert 0 <= body["probability"] <= 1
+    recorded = http.get(f"/predictions/{body['prediction_id']}")
+    assert recorded.status_code == 200
+    assert recorded.json()["features"] == features
+    assert recorded.json()["prediction"] == body
+
+
+def test_multiclass_with_missing_value_and_regression(http: httpx.Client) -> None:
+    r = http.post("/models/penguins/predict", json={"features": PENGUIN})
+    assert r.status_code == 200, r.text
+    assert set(r.json()["probabilities"]) == set(map(str, http.get("/models/penguins").json()["classes"]))
+    assert http.get(f"/predictions/{r.json()['prediction_id']}").json()["features"] == PENGUIN
+    diabetes = http.get("/models/diabetes").json()
+    assert diabetes["task"] == "regression"
+    record = {name: prop.get("minimum", 0) for name, prop in diabetes["features"]["properties"].items()}
+    r = http.post("/models/diabetes/predict", json={"features": record})
+    assert r.status_code in (200, 422), r.text  # a rule may refuse the all-minimum record; never a 5xx
+
+
+def test_batch_is_all_or_nothing(http: httpx.Client, pg_url: str) -> None:
+    good = example(http)
+    before = count_outputs(pg_url)
+    bad = {**good, "mean_radius": "nan"}
+    r = http.post("/predict/batch", json={"records": [good, bad, good, {**good, "mean_area": -1}]})
+    assert r.status_code == 422
+    assert [e["loc"][:2] for e in r.json()["errors"]] == [["records", 1], ["records", 3]]
+    assert count_outputs(pg_url) == before
+    r = http.post("/predict/batch", json={"records": [good] * 3})
+    assert r.status_code == 200
+    assert count_outputs(pg_url) == before + 3
+
+
+def test_feedback(http: httpx.Client) -> None:
+    classes = http.get("/models/breast_cancer").json()["classes"]
+    sent = http.post("/predict", json={"features": example(http)}).json()
+    url = f"/predictions/{sent['prediction_id']}/feedback"
+    assert http.post(url, json={"actual": classes[0]}).status_code == 201
+    assert http.post(url, json={"actual": "no such class"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status"),
+    [
+        (b"{", {"content-type": "application/json"}, 400),
+        (b'{"features": [1]}', {"content-type": "application/json"}, 400),
+        (
+            b'{"features": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+            {"content-type": "application/json"},
+            400,
+        ),
+        (b'{"features": {}}', {"content-type": "text/plain"}, 415),
+        (b'{"features": {}}', {}, 415),
+        (
+            b'{"features": {"a": "' + b"x" * (2 * 1024 * 1024) + b'"}}',
+            {"content-type": "application/json"},
+            413,
+        ),
+        (b'{"features": {"mean_radius": NaN}}', {"content-type": "application/json"}, 400),
+        (b'{"features": {"mean_radius": 1e39}}', {"content-type": "application/json"}, 422),
+    ],
+)
+def test_error_statuses_are_problem_details(http: httpx.Client, content, headers, status) -> None:
+    r = http.post("/predict", content=content, headers=headers)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["status"] == status
+
+
+def test_not_found(http: httpx.Client) -> None:
+    assert http.post("/models/nope/predict", json={"features": {}}).status_code == 404
+    assert http.get("/models/breast_cancer/versions/99.0").status_code == 404
+    assert http.get(f"/predictions/{uuid.uuid4()}").status_code == 404
+
+
+def test_models_and_health(http: httpx.Client) -> None:
+    names = [m["name"] for m in http.get("/models").json()]
+    assert {"breast_cancer", "penguins", "diabetes"} <= set(names)
+    bc = http.get("/models/breast_cancer").json()
+    assert bc["execution"]["providers"][0] == "CPUExecutionProvider"
+    assert len(bc["features"]["properties"]) == 30
+    assert http.get("/health/ready").status_code == 200
+    health = http.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["database"]["backend"] == "postgresql"
+    assert health["database"]["durable"] is True
+    assert health["database"]["url"].startswith("postgresql+asyncpg://")
+
+
+def test_database_outage_is_503_with_retry_after(throwaway_pg, tmp_path: Path) -> None:
+    from tests.functional.conftest import create_database
+
+    url = create_database(throwaway_pg.url)
+    with running_server(url) as base, httpx.Client(base_url=base, timeout=30) as client:
+        features = example(client)
+        assert client.post("/predict", json={"features": features}).status_code == 200
+        throwaway_pg.stop("fast")
+        r = client.post("/predict", json={"features": features})
+        assert r.status_code == 503
+        assert int(r.headers["retry-after"]) >= 1
+        assert "probability" not in r.text
+        assert client.get("/health/ready").status_code == 503
+        assert client.get("/health/live").status_code == 200
+        throwaway_pg.start()
+        deadline = time.monotonic() + 20
+        while client.post("/predict", json={"features": features}).status_code != 200:
+            assert time.monotonic() < deadline, "no recovery after the database came back"
+            time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--model", "/nonexistent/bundle"], "BundleError"),
+        (["--model", "no_such_model"], "ModelNotFound"),
+    ],
+)
+def test_startup_fails_fast_with_one_line(pg_url: str, args: list[str], reason: str) -> None:
+    done = subprocess.run(
+        [*SERVE, "--port", "1", "--database-url", pg_url, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert reason in lines[0]
+
+
+def test_startup_fails_fast_on_unreachable_or_unmigrated_database(pg_server_url: str) -> None:
+    from tests.functional.conftest import temporary_database
+
+    unreachable = "postgresql://postgres@127.0.0.1:1/nothing"
+    done = subprocess.run([*SERVE, "--database-url", unreachable], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert len(done.stderr.strip().splitlines()) == 1
+    with temporary_database(pg_server_url, migrate=False) as url:
+        done = subprocess.run([*SERVE, "--database-url", url], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "predictor db upgrade" in done.stderr
