@@ -27,6 +27,7 @@ PREDICTION_COLUMNS = (
     "task",
     "label",
     "probability",
+    "probabilities",
     "value",
     "latency_ms",
     "request_id",
@@ -78,6 +79,7 @@ async def predictions(
             model_outputs.c.task,
             model_outputs.c.label,
             model_outputs.c.probability,
+            model_outputs.c.probabilities,
             model_outputs.c.value,
             model_outputs.c.latency_ms,
             model_inputs.c.request_id,
@@ -91,7 +93,10 @@ async def predictions(
     with translate_db_errors("query predictions"):
         async with engine.connect() as conn:
             result = await conn.execute(query)
-            return [dict(row._mapping) for row in result]
+            rows = [dict(row._mapping) for row in result]
+    for row in rows:  # SQLite hands back naive UTC
+        row["created_at"] = row["created_at"].replace(tzinfo=row["created_at"].tzinfo or dt.UTC)
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
