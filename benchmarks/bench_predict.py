@@ -53,7 +53,8 @@ def bench(name: str, repeat: int) -> None:
     sk = pipeline.predict if manifest.task == "regression" else pipeline.predict_proba
     print(f"\n{name} ({manifest.task}); session: {model.execution.providers[0]}, 1 intra-op thread")
     print(
-        f"{'':8s} {'bare run':>10s} {'predict(dict)':>14s} {'predict(df)':>12s} {'sklearn':>10s}   ratios to bare"
+        f"{'':8s} {'bare run':>10s} {'predict(dict)':>14s} {'predict(df)':>12s} {'sklearn':>10s}"
+        "   ratios to bare"
     )
     for n in (1, 1000):
         feeds = build_feeds(manifest.onnx.inputs, {k: v[:n] for k, v in columns.items()}, n)
@@ -65,7 +66,8 @@ def bench(name: str, repeat: int) -> None:
         via_frame = median_seconds(lambda sub=sub: model.predict(sub), reps)
         sklearn = median_seconds(lambda skframe=skframe: sk(skframe), max(5, reps // 10))
         print(
-            f"{n:>5d} rec {bare * 1e6:8.1f}µs {via_dicts * 1e6:12.1f}µs {via_frame * 1e6:10.1f}µs {sklearn * 1e6:8.0f}µs"
+            f"{n:>5d} rec {bare * 1e6:8.1f}µs {via_dicts * 1e6:12.1f}µs {via_frame * 1e6:10.1f}µs"
+            f" {sklearn * 1e6:8.0f}µs"
             f"   dict {via_dicts / bare:5.2f}x  df {via_frame / bare:5.2f}x  sklearn {sklearn / bare:6.1f}x"
         )
 
