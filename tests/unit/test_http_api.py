@@ -309,3 +309,10 @@ async def test_openapi_documents_every_operation_with_summary_errors_and_example
     assert (await client.post("/predict", json=body)).status_code == 200
     assert (await client.get("/docs")).status_code == 200
     assert (await client.get("/docs/redoc")).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["..%2F..%2Ftmp%2Fevil", "%5Ctmp", "%2Ftmp%2Fbundle", ".hidden"])
+async def test_model_names_from_urls_are_never_paths(client, name) -> None:
+    r = await client.post(f"/models/{name}/predict", json={"features": GOOD})
+    assert r.status_code == 404
+    assert (await client.get(f"/v2/models/{name}/ready")).status_code == 404
