@@ -161,7 +161,7 @@ def _run(
 ) -> list[Prediction]:
     if record:
         return _on_loop(service.predict(data, model=model, version=version, layout=layout))
-    return [r.prediction for r in service.run(data, model=model, version=version, layout=layout)]
+    return service.predict_unrecorded(data, model=model, version=version, layout=layout)
 
 
 def _as_frame(data: Any) -> pd.DataFrame | None:

@@ -26,7 +26,7 @@ from predictor_core.errors import (
     Unavailable,
     ValidationFailed,
 )
-from predictor_core.ids import new_prediction_id
+from predictor_core.ids import new_prediction_id, new_prediction_ids
 from predictor_core.ports import (
     ExecutionReport,
     Feedback,
@@ -101,6 +101,7 @@ __all__ = [
     "build_predictions",
     "check_actual",
     "new_prediction_id",
+    "new_prediction_ids",
     "validate_columns",
     "validate_record",
     "validate_records",

@@ -6,11 +6,18 @@ import os
 import time
 import uuid
 
-__all__ = ["new_prediction_id"]
+import msgspec
+import numpy as np
+
+__all__ = ["new_prediction_id", "new_prediction_ids"]
+
+_UUIDS = msgspec.msgpack.Decoder(list[uuid.UUID])
+_PER_OBJECT_BELOW = 8
+"""Smaller batches build ids one by one; larger ones in bulk (0.4 µs instead of 4 µs an id here)."""
 
 
 def new_prediction_id() -> uuid.UUID:
-    """A fresh RFC 9562 UUIDv7: 48 bits of Unix milliseconds, then 74 random bits."""
+    """A fresh RFC 9562 UUIDv7: 48 bits of Unix milliseconds, version, 74 random bits, variant."""
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (millis & ((1 << 48) - 1)) << 80
@@ -19,3 +26,21 @@ def new_prediction_id() -> uuid.UUID:
     value |= 0b10 << 62  # variant
     value |= rand & ((1 << 62) - 1)  # rand_b, 62 bits
     return uuid.UUID(int=value)
+
+
+def new_prediction_ids(count: int) -> list[uuid.UUID]:
+    """`count` fresh UUIDv7s with the same millisecond, built in bulk for large batches.
+
+    The bits are set with numpy on one random buffer, then msgspec turns the 16-byte blocks into UUID
+    objects in C (a msgpack array of bin-16 items), avoiding a Python-level constructor per id.
+    """
+    if count < _PER_OBJECT_BELOW:
+        return [new_prediction_id() for _ in range(count)]
+    millis = time.time_ns() // 1_000_000
+    packed = np.empty((count, 18), dtype=np.uint8)
+    packed[:, 0], packed[:, 1] = 0xC4, 16  # msgpack "bin 8" header of length 16
+    packed[:, 2:] = np.frombuffer(os.urandom(16 * count), dtype=np.uint8).reshape(count, 16)
+    packed[:, 2:8] = np.frombuffer((millis & ((1 << 48) - 1)).to_bytes(6, "big"), dtype=np.uint8)
+    packed[:, 8] = (packed[:, 8] & 0x0F) | 0x70  # version 7
+    packed[:, 10] = (packed[:, 10] & 0x3F) | 0x80  # RFC 9562 variant
+    return _UUIDS.decode(b"\xdd" + count.to_bytes(4, "big") + packed.tobytes())

@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from predictor_core.errors import SchemaError
 
-__all__ = ["Expr", "Rule", "parse_rule"]
+__all__ = ["COMPARISONS", "Expr", "Rule", "parse_rule"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -37,7 +37,7 @@ BoolArray = npt.NDArray[np.bool_]
 _TOKEN = re.compile(
     r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|(>=|<=|==|!=|[-+*/^()<>]))"
 )
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     ">=": operator.ge,
     ">": operator.gt,
     "<=": operator.le,
@@ -136,7 +136,7 @@ class _Parser:
     def rule(self) -> tuple[Expr, str, Expr]:
         left = self.sum()
         token = self.peek()
-        if token is None or token[1] not in _COMPARE:
+        if token is None or token[1] not in COMPARISONS:
             raise SchemaError(f"rule {self.text!r}: needs one comparison (>=, >, <=, <, ==, !=)")
         self.pos += 1
         right = self.sum()
@@ -208,6 +208,11 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
         _compiled(self)
 
     @property
+    def parsed(self) -> tuple[Expr, str, Expr]:
+        """(left expression, comparison, right expression)."""
+        return _compiled(self)
+
+    @property
     def features(self) -> frozenset[str]:
         """Feature names the rule reads."""
         left, _, right = _compiled(self)
@@ -222,7 +227,7 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
         left, cmp, right = _compiled(self)
         lhs = np.asarray(left.evaluate(columns), dtype=np.float64)
         rhs = np.asarray(right.evaluate(columns), dtype=np.float64)
-        broken = ~_COMPARE[cmp](lhs, rhs) & ~np.isnan(lhs) & ~np.isnan(rhs)
+        broken = ~COMPARISONS[cmp](lhs, rhs) & ~np.isnan(lhs) & ~np.isnan(rhs)
         if broken.ndim == 0:  # no feature in the expression: one verdict for every record
             size = len(next(iter(columns.values()))) if columns else 1
             return np.full(size, bool(broken))
@@ -234,7 +239,7 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
         Same verdicts as `violations`, for small batches. Call it under `np.errstate(all="ignore")`.
         """
         left, cmp, right = _compiled(self)
-        lhs, rhs, compare = left.compile(positions), right.compile(positions), _COMPARE[cmp]
+        lhs, rhs, compare = left.compile(positions), right.compile(positions), COMPARISONS[cmp]
 
         def broken(row: Sequence[Any]) -> bool:
             a, b = lhs(row), rhs(row)

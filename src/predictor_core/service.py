@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 from predictor_core.bundle import ModelManifest
 from predictor_core.errors import InvalidFeedback
-from predictor_core.ids import new_prediction_id
+from predictor_core.ids import new_prediction_ids
 from predictor_core.ports import Feedback, InferenceRuntime, ModelSource, PredictionRecord, PredictionStore
 from predictor_core.predictions import (
     BinaryPrediction,
@@ -98,19 +98,14 @@ class PredictionService:
         layout: Layout = "records",
         request_id: str | None = None,
     ) -> list[PredictionRecord]:
-        """Validate and infer, without recording: the synchronous half of `predict`.
+        """Validate, infer and build the records to store, with fresh ids: the synchronous half of `predict`.
 
         Raises:
             ValidationFailed: with every problem of every record; nothing was run.
             ModelNotFound, BundleError: the model cannot be loaded.
         """
-        runtime = self.runtime(model, version)
-        manifest = runtime.manifest
-        started = time.perf_counter()
-        batch = _validate(manifest, data, layout)
-        outputs = runtime.infer(batch)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        predictions = build_predictions(manifest, outputs, [new_prediction_id() for _ in range(len(batch))])
+        manifest, batch, outputs, latency_ms = self._infer(data, model, version, layout)
+        predictions = build_predictions(manifest, outputs, new_prediction_ids(len(batch)))
         now = self._clock()
         return [
             PredictionRecord(
@@ -118,6 +113,28 @@ class PredictionService:
             )
             for p, f in zip(predictions, batch.records(), strict=True)
         ]
+
+    def predict_unrecorded(
+        self,
+        data: Sequence[Any] | Mapping[str, Any],
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        layout: Layout = "records",
+    ) -> list[Prediction]:
+        """Predictions recorded nowhere, so they carry no id: for notebooks and scripts that opt out."""
+        manifest, batch, outputs, _ = self._infer(data, model, version, layout)
+        return build_predictions(manifest, outputs, [None] * len(batch))
+
+    def _infer(
+        self, data: Any, model: str | None, version: str | None, layout: Layout
+    ) -> tuple[ModelManifest, ValidatedBatch, TaskOutputs, float]:
+        runtime = self.runtime(model, version)
+        manifest = runtime.manifest
+        started = time.perf_counter()
+        batch = _validate(manifest, data, layout)
+        outputs = runtime.infer(batch)
+        return manifest, batch, outputs, (time.perf_counter() - started) * 1000.0
 
     async def predict(
         self,
@@ -204,7 +221,7 @@ def check_actual(manifest: ModelManifest, actual: Any) -> Label | float:
 
 
 def build_predictions(
-    manifest: ModelManifest, outputs: TaskOutputs, ids: Sequence[uuid.UUID]
+    manifest: ModelManifest, outputs: TaskOutputs, ids: Sequence[uuid.UUID | None]
 ) -> list[Prediction]:
     """Turn raw runtime outputs into typed predictions, one per record, each carrying the model identity."""
     identity = manifest.identity

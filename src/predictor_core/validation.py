@@ -13,7 +13,7 @@ feature is nullable.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Annotated, Any, Literal
@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from predictor_core.errors import ValidationFailed
 from predictor_core.problems import Problem, ProblemCode, shorten
+from predictor_core.rules import COMPARISONS, Rule
 from predictor_core.schema import Feature, FeatureKind, FeatureSchema
 
 __all__ = ["ValidatedBatch", "validate_columns", "validate_record", "validate_records"]
@@ -45,6 +46,8 @@ class ValidatedBatch:
     columns: Mapping[str, np.ndarray] = field(repr=False)
     """Per feature: float64 for numbers, integers and booleans (NaN where missing); object array of
     str for categories (None where missing)."""
+    numbers: np.ndarray | None = field(default=None, repr=False)
+    """The whole batch as one float64 [N, F] matrix, when every feature is numeric and non-null."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -56,9 +59,33 @@ class ValidatedBatch:
 
     def matrix(self) -> npt.NDArray[np.float32]:
         """All features as one float32 [N, F] matrix in schema order; only for all-numeric schemas."""
+        if self.numbers is not None:
+            return self.numbers.astype(np.float32)
         if not self.schema.all_numeric:
             raise TypeError("matrix() needs a schema without category features; use columns")
         return np.column_stack([self.columns[n] for n in self.schema.names]).astype(np.float32)
+
+
+class _DenseColumns(Mapping[str, np.ndarray]):
+    """Column views into one matrix, made on demand.
+
+    Building 30 views per request costs more than most of what the runtime does with them.
+    """
+
+    __slots__ = ("_matrix", "_positions")
+
+    def __init__(self, matrix: np.ndarray, positions: Mapping[str, int]) -> None:
+        self._matrix = matrix
+        self._positions = positions
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._matrix[:, self._positions[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._positions)
+
+    def __len__(self) -> int:
+        return len(self._positions)
 
 
 def validate_record(schema: FeatureSchema, record: Any, /, *, allow_unknown: bool = False) -> ValidatedBatch:
@@ -190,8 +217,9 @@ class _Plan:
         self.nullable_numeric = [
             (k, self.names.index(f.name)) for k, f in enumerate(self.numeric) if f.nullable
         ]
-        positions = {f.name: k for k, f in enumerate(self.numeric)}
-        self.rule_checks = [rule.row_check(positions) for rule in schema.rules]
+        self.positions = {f.name: k for k, f in enumerate(self.numeric)}
+        self.simple_rules, self.complex_rules = _group_rules(schema.rules, self.positions)
+        self.complex_checks = [rule.row_check(self.positions) for rule in self.complex_rules]
 
     def fast_rows(self, records: Sequence[Any]) -> list[tuple[Any, ...]] | None:
         """Rows in schema order when every record has exactly the schema's keys, else None."""
@@ -215,21 +243,27 @@ class _Plan:
             bad[:, k] &= np.fromiter((row[position] is not None for row in rows), dtype=bool, count=len(rows))
         if bad.any():
             return None
-        if len(rows) <= _ROW_BY_ROW_RULES:
-            with np.errstate(all="ignore"):
-                if any(check(values) for values in numbers for check in self.rule_checks):
-                    return None
-        else:
-            with np.errstate(all="ignore"):
-                if any(rule.violations(columns).any() for rule in self.schema.rules):
-                    return None
-        return ValidatedBatch(self.schema, rows, columns)
+        with np.errstate(all="ignore"):
+            if not self.rules_hold(columns, numbers):
+                return None
+        return ValidatedBatch(self.schema, rows, columns, numbers if self.dense else None)
 
-    def columns(self, rows: list[tuple[Any, ...]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def rules_hold(self, columns: Mapping[str, np.ndarray], numbers: np.ndarray) -> bool:
+        """Whether every rule holds for every record; the caller silences floating-point warnings."""
+        for compare, left, right in self.simple_rules:
+            lhs = numbers[:, left]
+            rhs = numbers[:, right] if right.dtype.kind == "i" else right
+            if np.any(~compare(lhs, rhs) & ~np.isnan(lhs) & ~np.isnan(rhs)):
+                return False
+        if len(numbers) <= _ROW_BY_ROW_RULES:
+            return not any(check(values) for values in numbers for check in self.complex_checks)
+        return not any(rule.violations(columns).any() for rule in self.complex_rules)
+
+    def columns(self, rows: list[tuple[Any, ...]]) -> tuple[Mapping[str, np.ndarray], np.ndarray]:
         """Per-feature arrays, plus the [N, K] float64 matrix of the K numeric features (NaN = missing)."""
         if self.dense:  # every feature numeric and never null: one C-level conversion for the whole batch
             numbers = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
-            return {name: numbers[:, j] for j, name in enumerate(self.names)}, numbers
+            return _DenseColumns(numbers, self.positions), numbers
         transposed = list(zip(*rows, strict=True))
         columns: dict[str, np.ndarray] = {}
         for feature, values in zip(self.schema.features, transposed, strict=True):
@@ -414,6 +448,43 @@ def _msgspec_type(feature: Feature) -> Any:
         else:
             base = Annotated[float, msgspec.Meta(ge=low, le=high)]
     return base | None if feature.nullable else base
+
+
+_FLIPPED = {">=": "<=", ">": "<", "<=": ">=", "<": ">", "==": "==", "!=": "!="}
+
+
+def _group_rules(
+    rules: Sequence[Rule], positions: Mapping[str, int]
+) -> tuple[list[tuple[Callable[[Any, Any], Any], np.ndarray, np.ndarray]], list[Rule]]:
+    """Split rules into plain comparisons and the rest.
+
+    Plain comparisons (feature vs feature or constant) are checked for all rules of a kind with one
+    numpy operation; the rest are evaluated rule by rule.
+
+    A simple group is (compare, left positions, right positions as int array or constants as floats).
+    """
+    groups: dict[tuple[str, bool], tuple[list[int], list[float]]] = {}
+    complex_rules: list[Rule] = []
+    for rule in rules:
+        left, op, right = rule.parsed
+        if left.op == "num" and right.op == "name":
+            left, op, right = right, _FLIPPED[op], left
+        if left.op != "name" or right.op not in ("name", "num"):
+            complex_rules.append(rule)
+            continue
+        by_name = right.op == "name"
+        lefts, rights = groups.setdefault((op, by_name), ([], []))
+        lefts.append(positions[str(left.value)])
+        rights.append(positions[str(right.value)] if by_name else float(right.value))  # type: ignore[arg-type]
+    simple = [
+        (
+            COMPARISONS[op],
+            np.array(lefts, dtype=np.intp),
+            np.array(rights, dtype=np.intp if by_name else np.float64),
+        )
+        for (op, by_name), (lefts, rights) in groups.items()
+    ]
+    return simple, complex_rules
 
 
 def _plan(schema: FeatureSchema) -> _Plan:

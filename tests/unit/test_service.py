@@ -20,6 +20,7 @@ from predictor_core import (
     ValidationFailed,
     build_predictions,
     new_prediction_id,
+    new_prediction_ids,
 )
 from tests.fakes import (
     CREATED,
@@ -211,3 +212,20 @@ def test_predictions_serialise_with_their_task_tag():
     encoded = msgspec.json.decode(msgspec.json.encode(record.prediction))
     assert encoded["task"] == "binary"
     assert encoded["model"] == {"name": "toy", "version": "1", "sha256": record.prediction.model.sha256}
+
+
+def test_unrecorded_predictions_carry_no_id():
+    service = make_service(InMemoryPredictionStore())
+    (prediction,) = service.predict_unrecorded([GOOD])
+    assert prediction.prediction_id is None
+    assert prediction.label == "yes"
+    assert service.store.records == {}
+
+
+def test_bulk_ids_are_uuid7_unique_and_share_the_millisecond():
+    ids = new_prediction_ids(1000)
+    assert len(set(ids)) == 1000
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert len({i.int >> 80 for i in ids}) == 1
+    assert abs((ids[0].int >> 80) - dt.datetime.now(dt.UTC).timestamp() * 1000) < 60_000
+    assert len(new_prediction_ids(3)) == 3

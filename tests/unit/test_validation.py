@@ -10,6 +10,7 @@ from predictor_core import (
     Feature,
     FeatureSchema,
     ProblemCode,
+    Rule,
     ValidationFailed,
     validate_columns,
     validate_record,
@@ -286,3 +287,46 @@ def test_huge_integers_are_reported_without_breaking_json():
     assert problem.code is ProblemCode.OUT_OF_RANGE
     assert problem.value == str(10**30)
     assert F32_MAX > 1e38
+
+
+RULED = FeatureSchema(
+    features=(
+        Feature(name="a", kind="number", minimum=-10, maximum=10),
+        Feature(name="b", kind="number", minimum=-10, maximum=10),
+        Feature(name="c", kind="integer", minimum=-10, maximum=10),
+    ),
+    rules=(
+        Rule(name="a_ge_b", expr="a >= b", message="m"),
+        Rule(name="c_nonneg", expr="0 <= c", message="m"),
+        Rule(name="b_not_3", expr="b != 3", message="m"),
+        Rule(name="iso", expr="a ^ 2 >= 4 * pi * c / 10", message="m"),
+    ),
+)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "a": st.sampled_from([-10.0, -1.5, 0.0, 2.0, 3.0, 10.0]),
+                "b": st.sampled_from([-10.0, -1.5, 0.0, 2.0, 3.0, 10.0]),
+                "c": st.integers(-10, 10),
+            }
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_grouped_rule_checks_agree_with_the_thorough_path(records):
+    plan = _plan(RULED)
+    assert len(plan.simple_rules) == 3
+    assert [r.name for r in plan.complex_rules] == ["iso"]
+    fast = plan.fast_batch(plan.fast_rows(records))
+    try:
+        plan.thorough(records, allow_unknown=False)
+    except ValidationFailed as exc:
+        assert fast is None
+        assert {p.code for p in exc.problems} == {ProblemCode.RULE_VIOLATED}  # noqa: PT017
+    else:
+        assert fast is not None
+        assert fast.records() == records

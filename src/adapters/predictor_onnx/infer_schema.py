@@ -13,12 +13,9 @@ import numpy as np
 import pandas as pd
 
 from predictor_core import Feature, FeatureKind, FeatureSchema, Rule, SchemaError
+from predictor_onnx.runtime import MISSING_CATEGORY
 
 __all__ = ["MISSING_CATEGORY", "column_values", "infer_schema", "model_frame"]
-
-MISSING_CATEGORY = ""
-"""How a missing category reaches the model: skl2onnx string inputs cannot carry None, so pipelines
-impute `""` (`SimpleImputer(missing_values="")`) and the runtime maps null to it."""
 
 _REFINABLE = frozenset(Feature.__struct_fields__)
 

@@ -32,9 +32,13 @@ from predictor_core import (
     ValidatedBatch,
 )
 from predictor_onnx.devices import CPU, check_active, requested_providers
-from predictor_onnx.infer_schema import MISSING_CATEGORY
 
-__all__ = ["DEFAULT_THREADS", "OnnxRuntime", "build_feeds", "session_options"]
+__all__ = ["DEFAULT_THREADS", "MISSING_CATEGORY", "OnnxRuntime", "build_feeds", "session_options"]
+
+MISSING_CATEGORY = ""
+"""How a missing category reaches the model: skl2onnx string inputs cannot carry None, so pipelines
+impute `""` (`SimpleImputer(missing_values="")`) and the runtime maps null to it. Defined here, not
+with the training code, so that serving never imports pandas."""
 
 DEFAULT_THREADS = 1
 """Intra-op threads per session unless configured; see docs/models.md for the measurement."""
@@ -93,6 +97,11 @@ class OnnxRuntime:
             ConfigurationError: the device cannot be had (fails fast, never falls back silently).
         """
         self._manifest = manifest
+        inputs = manifest.onnx.inputs
+        whole = (
+            len(inputs) == 1 and inputs[0].dtype == "float32" and inputs[0].features == manifest.schema.names
+        )
+        self._whole_matrix = inputs[0].name if whole else None
         where = f"model {manifest.name!r} version {manifest.version!r}"
         _check_graph(manifest, model, where)
         providers = requested_providers(device)
@@ -132,6 +141,9 @@ class OnnxRuntime:
             RuntimeUnavailable: onnxruntime failed (e.g. the device went away); the message says why.
         """
         try:
+            if self._whole_matrix is not None and batch.numbers is not None:
+                # one input holding every feature in schema order: the validated matrix is the feed
+                return self._run({self._whole_matrix: batch.numbers.astype(np.float32)})
             return self._run(build_feeds(self._manifest.onnx.inputs, batch.columns, len(batch)))
         except Exception as exc:  # the boundary: no onnxruntime error escapes as itself
             raise RuntimeUnavailable(f"{self._where} failed to run: {type(exc).__name__}: {exc}") from exc
