@@ -117,13 +117,11 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if env.get("DATABASE_URL"):
         values["database_url"] = env["DATABASE_URL"]
-    for field in msgspec.structs.fields(Settings):
-        raw = env.get(_ENV_PREFIX + field.name.upper())
+    for name in Settings.__struct_fields__:
+        raw = env.get(_ENV_PREFIX + name.upper())
         if raw is None or raw == "":
             continue
-        values[field.name] = (
-            tuple(p for p in raw.split(os.pathsep) if p) if field.name in _LIST_FIELDS else raw
-        )
+        values[name] = tuple(p for p in raw.split(os.pathsep) if p) if name in _LIST_FIELDS else raw
     return values
 
 
