@@ -184,7 +184,7 @@ def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, list[Any]]
     integers = {f.name for f in schema.features if f.kind is FeatureKind.INTEGER}
     groups: dict[str, list[Any]] = {}
     for name, dtype in zip(frame.columns, frame.dtypes.tolist(), strict=True):
-        kind = dtype.kind if isinstance(dtype, np.dtype) and dtype.kind in "fiub" else "O"
+        kind: str = dtype.kind if isinstance(dtype, np.dtype) and dtype.kind in "fiub" else "O"
         groups.setdefault(kind, []).append(name)
     columns: dict[str, list[Any]] = {}
     for kind, names in groups.items():

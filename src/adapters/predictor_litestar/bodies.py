@@ -127,7 +127,7 @@ def prediction_body(p: Prediction) -> PredictionBody:
     """The flat answer clients read: model identity beside the task's fields."""
     assert p.prediction_id is not None
     m = p.model
-    common = {
+    common: dict[str, Any] = {
         "prediction_id": p.prediction_id,
         "model_name": m.name,
         "model_version": m.version,

@@ -149,7 +149,7 @@ _TITLES = {
     415: "Unsupported media type",
 }
 
-exception_handlers: dict[type[Exception], Any] = {
+exception_handlers: dict[int | type[Exception], Any] = {
     Located: _domain,
     PredictorError: _domain,
     HTTPException: _http,

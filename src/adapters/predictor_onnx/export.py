@@ -306,7 +306,7 @@ def _metrics(
     proba = outputs.probabilities[rows].astype(np.float64)
     proba = proba / proba.sum(axis=1, keepdims=True)  # float32 rows sum to 1 ± 1e-7; log_loss checks
     if task is Task.BINARY:
-        column = list(classes or ()).index(positive)
+        column = list(classes or ()).index(positive)  # type: ignore[arg-type]  # binary: never None
         auc = metrics.roc_auc_score([y == positive for y in y_test], proba[:, column])
         f1 = metrics.f1_score(y_test, labels, pos_label=positive)
     else:

@@ -86,7 +86,7 @@ def _is_string(dtype: Any) -> bool:
 def column_values(column: pd.Series) -> list[Any]:
     """Plain Python values with None for missing (NaN, pd.NA): what the core validates."""
     values = column.astype(object)
-    return values.where(values.notna(), None).tolist()
+    return list(values.where(values.notna(), None).tolist())
 
 
 def model_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:

@@ -72,7 +72,7 @@ def build_feeds(
             block = (
                 np.array([columns[name] for name in spec.features], dtype=object).reshape(-1, rows).T.copy()
             )
-            block[np.equal(block, None)] = MISSING_CATEGORY
+            block[block == None] = MISSING_CATEGORY  # noqa: E711 (elementwise, on an object array)
         elif len(spec.features) == 1:
             block = columns[spec.features[0]].astype(_NUMPY_TYPES[spec.dtype]).reshape(rows, 1)
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -61,7 +61,7 @@ def serve(
 
     from predictor.settings import Settings
 
-    overrides = {"host": host, "port": port, "workers": workers, "model": model}
+    overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers, "model": model}
     overrides |= {"database_url": database_url, "device": device}
     try:
         settings = Settings.load(file=config_file, **overrides)

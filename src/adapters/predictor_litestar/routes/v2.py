@@ -106,7 +106,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
             raise StoreUnavailable(f"database unreachable: {store.detail}", retry_after=5)
         return Ready()
 
-    meta = {"tags": ["open inference protocol"], "responses": errors(404, 503)}
+    meta: dict[str, Any] = {"tags": ["open inference protocol"], "responses": errors(404, 503)}
 
     @get("/v2/models/{name:str}", summary="OIP model metadata", **meta)
     async def model_metadata(name: FromPath[str]) -> ModelMetadata:
@@ -126,7 +126,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
         service.runtime(model_name(name), version)
         return ModelReady(name, True)
 
-    infer = {
+    infer: dict[str, Any] = {
         "tags": ["open inference protocol"],
         "responses": _INFER_ERRORS,
         "status_code": 200,
