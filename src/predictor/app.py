@@ -23,18 +23,18 @@ from predictor_litestar import create_app as create_http_app
 __all__ = ["create_app", "prepare_database"]
 
 
-def create_app(settings: Settings | None = None, *, offload: bool = False) -> Litestar:
+def create_app(settings: Settings | None = None, *, offload: bool | None = None) -> Litestar:
     """The HTTP app for `settings` (read from the environment when None).
 
     Args:
         settings: what to serve; `Settings.load()` when None.
-        offload: run validation and inference in a worker thread instead of on the event loop.
-            Inline is the default: measured faster for these small models (see benchmarks/bench_http.py).
+        offload: overrides `settings.offload` (validation and inference in a worker thread).
 
     Raises:
         ConfigurationError, BundleError, ModelNotFound: the settings or the default model are unusable.
     """
     settings = settings or Settings.load()
+    offload = settings.offload if offload is None else offload
     store = build_store(settings) if settings.record else None
     service = build_service(settings, store=store, offload=_to_thread if offload else None)
 

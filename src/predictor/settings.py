@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Most records accepted in one batch request."""
     max_body_bytes: int = 1_048_576
     """Largest request body the HTTP API reads; larger ones get 413."""
+    offload: bool = False
+    """Run validation and inference in a worker thread instead of on the event loop. Off by default:
+    inline measured faster for the reference models (benchmarks/bench_http.py, docs/api.md)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

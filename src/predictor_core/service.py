@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from predictor_core.bundle import ModelManifest
-from predictor_core.errors import InvalidFeedback
+from predictor_core.errors import ConfigurationError, InvalidFeedback
 from predictor_core.ids import new_prediction_ids
 from predictor_core.ports import Feedback, InferenceRuntime, ModelSource, PredictionRecord, PredictionStore
 from predictor_core.predictions import (
@@ -190,7 +190,7 @@ class PredictionService:
 
     def _require_store(self) -> PredictionStore:
         if self.store is None:
-            raise RuntimeError("this service records nothing (no store); lookups and feedback need one")
+            raise ConfigurationError("this service records nothing (no store); lookups and feedback need one")
         return self.store
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.functional.test_http_server import running_server
+from tests.functional.server import running_server
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

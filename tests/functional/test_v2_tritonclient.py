@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.functional.test_http_server import example, running_server
+from tests.functional.server import example, running_server
 
 httpclient = pytest.importorskip("tritonclient.http")
 pytestmark = pytest.mark.postgres

@@ -9,6 +9,7 @@ import pytest
 from predictor_core import (
     BinaryPrediction,
     ClassifierOutputs,
+    ConfigurationError,
     InvalidFeedback,
     ModelNotFound,
     MulticlassPrediction,
@@ -107,7 +108,7 @@ def test_run_without_store_says_so():
     (record,) = service.run([GOOD])
     assert record.features == GOOD
     assert isinstance(record.prediction.prediction_id, uuid.UUID)
-    with pytest.raises(RuntimeError, match="records nothing"):
+    with pytest.raises(ConfigurationError, match="records nothing"):
         asyncio.run(service.get_prediction(record.prediction_id))
 
 

@@ -1,0 +1,72 @@
+"""A real `predictor serve` process on a free loopback port, for the functional HTTP tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import httpx
+from sqlalchemy.engine import make_url
+
+SERVE = [sys.executable, "-c", "from predictor.cli import main; main()", "serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_url(async_url: str) -> str:
+    """psycopg's form of an asyncpg SQLAlchemy URL."""
+    return make_url(async_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def running_server(database_url: str, *args: str, timeout: float = 60.0) -> Iterator[str]:
+    """Start `predictor serve` and yield its base URL once /health/live answers; stop it by its pid."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREDICTOR_") and k != "DATABASE_URL"}
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (a file, not a pipe: a full pipe blocks the server)
+    process = subprocess.Popen(
+        [*SERVE, "--port", str(port), "--database-url", database_url, *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"server exited {process.returncode}: {log.read()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start in time")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def example(http: httpx.Client) -> dict:
+    """A valid record of the default model, taken from the example the server documents."""
+    spec = http.get("/docs/openapi.json").json()
+    examples = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    return dict(next(iter(examples.values()))["value"]["features"])
