@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -26,6 +25,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import predictor_sql
+from tests.functional.server import free_port, running_server
 
 PG_BIN = Path(os.environ.get("PREDICTOR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -49,7 +49,7 @@ class ThrowawayCluster:
             raise RuntimeError(f"no PostgreSQL binaries in {PG_BIN} (set PREDICTOR_TEST_PG_BIN)")
         # mkdtemp in /tmp (not pytest's 0700 tmp_path) so the postgres user can enter it.
         directory = Path(tempfile.mkdtemp(prefix="predictor-pg-"))
-        cluster = cls(directory=directory, port=_free_port(), fsync=fsync)
+        cluster = cls(directory=directory, port=free_port(), fsync=fsync)
         try:
             if os.geteuid() == 0:
                 shutil.chown(directory, user="postgres", group="postgres")
@@ -86,12 +86,6 @@ class ThrowawayCluster:
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -182,3 +176,10 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
     predictor_sql.upgrade(url)
     return url
+
+
+@pytest.fixture(scope="module")
+def server(pg_url: str) -> Iterator[str]:
+    """A real `predictor serve` process on PostgreSQL, one per test module; yields its base URL."""
+    with running_server(pg_url) as base:
+        yield base

@@ -18,12 +18,6 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
-def server(pg_url: str) -> Iterator[str]:
-    with running_server(pg_url) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
 def http(server: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server, timeout=30) as client:
         yield client

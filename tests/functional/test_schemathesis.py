@@ -6,11 +6,7 @@ under pytest 9 here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-
-from tests.functional.server import running_server
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -24,12 +20,6 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 20
-
-
-@pytest.fixture(scope="module")
-def server(pg_url: str) -> Iterator[str]:
-    with running_server(pg_url) as base:
-        yield base
 
 
 def test_live_api_conforms_to_its_spec(server: str) -> None:

@@ -17,7 +17,8 @@ from predictor_core import ConfigurationError, PredictionService, StoreUnavailab
 from predictor_sql import SqlPredictionStore, is_unavailable
 from predictor_sql.tables import model_inputs, model_outputs
 from tests.fakes import InMemoryModelSource, toy_manifest
-from tests.functional.conftest import ThrowawayCluster, _free_port, create_database, temporary_database
+from tests.functional.conftest import ThrowawayCluster, create_database, temporary_database
+from tests.functional.server import free_port
 from tests.functional.test_sql_schema import sync_url
 
 MANIFEST = toy_manifest(Task.MULTICLASS, name="reliability")
@@ -112,7 +113,7 @@ async def test_postgres_restart_mid_run_loses_nothing_returned(
 @pytest.mark.postgres
 async def test_unreachable_database_is_a_retryable_error() -> None:
     store = SqlPredictionStore(
-        f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/x", connect_timeout=1.0
+        f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/x", connect_timeout=1.0
     )
     with pytest.raises(StoreUnavailable, match="retry later") as caught:
         await store.start()

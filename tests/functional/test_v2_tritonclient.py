@@ -8,16 +8,10 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.functional.server import example, running_server
+from tests.functional.server import example
 
 httpclient = pytest.importorskip("tritonclient.http")
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def server(pg_url: str) -> Iterator[str]:
-    with running_server(pg_url) as base:
-        yield base
 
 
 @pytest.fixture(scope="module")
