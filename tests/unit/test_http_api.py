@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -95,6 +96,14 @@ async def test_feature_values_are_judged_strictly_not_coerced(client, value) -> 
     assert r.json()["errors"][0]["loc"] == ["features", "x"]
 
 
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1e39"])
+async def test_numbers_beyond_float_range_are_422_not_finite_at_their_place(client, number) -> None:
+    body = msgspec.json.encode({"features": {**GOOD, "x": 0.0}}).replace(b'"x":0.0', b'"x":' + number)
+    r = await client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert [(e["loc"], e["code"]) for e in r.json()["errors"]] == [(["features", "x"], "not_finite")]
+
+
 async def test_rule_violation_is_422(client) -> None:
     r = await client.post("/predict", json={"features": {**GOOD, "x": 50.0, "y": 10.0}})
     assert r.status_code == 422
@@ -138,7 +147,6 @@ async def test_empty_batch_is_422_and_oversized_batch_is_413(client) -> None:
         b'{"features": {}, "other": 1}',
         b"[]",
         b'{"features": {"x": NaN}}',
-        b'{"features": {"x": 1e400}}',
         b'{"features": {"x": ' + b"[" * 3000 + b"]" * 3000 + b"}}",
         b'{"features": {"x": ' + b"[" * 9000,
     ],

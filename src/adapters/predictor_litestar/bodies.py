@@ -9,6 +9,7 @@ the media type, lets Litestar enforce the size limit (413), and decodes strictly
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any, TypeVar
 
@@ -141,6 +142,11 @@ def prediction_body(p: Prediction) -> PredictionBody:
     return RegressionAnswer(value=p.value, **common)
 
 
+@functools.cache
+def _with_infinities(body_type: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(body_type, float_hook=float)
+
+
 def media_type(request: Request[Any, Any, Any]) -> str:
     """The request's media type, lower-cased, without parameters ("" when absent)."""
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -161,10 +167,16 @@ async def read_json(request: Request[Any, Any, Any], decoder: msgspec.json.Decod
 
 
 def decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
-    """Strict decoding with every failure turned into a 400 that says where the body is wrong."""
+    """Strict decoding with every failure turned into a 400 that says where the body is wrong.
+
+    A number beyond float range (1e400) is valid JSON: it is retried as infinity so that the domain
+    validator, not the envelope, refuses it with its location and the `not_finite` code.
+    """
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
+        if "Number out of range" in str(exc) and decoder.float_hook is None:
+            return decode(body, _with_infinities(decoder.type))
         raise ClientException(f"wrong body shape: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ClientException(f"malformed JSON: {exc}") from None
