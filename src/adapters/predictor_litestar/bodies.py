@@ -176,7 +176,8 @@ def decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         if "Number out of range" in str(exc) and decoder.float_hook is None:
-            return decode(body, _with_infinities(decoder.type))
+            retry: msgspec.json.Decoder[T] = _with_infinities(decoder.type)  # type: ignore[arg-type]
+            return decode(body, retry)
         raise ClientException(f"wrong body shape: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ClientException(f"malformed JSON: {exc}") from None
