@@ -220,6 +220,11 @@ class _Plan:
         self.positions = {f.name: k for k, f in enumerate(self.numeric)}
         self.simple_rules, self.complex_rules = _group_rules(schema.rules, self.positions)
         self.complex_checks = [rule.row_check(self.positions) for rule in self.complex_rules]
+        self.scalar_rules = [
+            (compare, int(k), float(r) if right.dtype.kind == "f" else int(r), right.dtype.kind != "f")
+            for compare, left, right in self.simple_rules
+            for k, r in zip(left.tolist(), right.tolist(), strict=True)
+        ]
 
     def fast_rows(self, records: Sequence[Any]) -> list[tuple[Any, ...]] | None:
         """Rows in schema order when every record has exactly the schema's keys, else None."""
@@ -249,14 +254,23 @@ class _Plan:
         return ValidatedBatch(self.schema, rows, columns, numbers if self.dense else None)
 
     def rules_hold(self, columns: Mapping[str, np.ndarray], numbers: np.ndarray) -> bool:
-        """Whether every rule holds for every record; the caller silences floating-point warnings."""
+        """Whether every rule holds for every record; the caller silences floating-point warnings.
+
+        Small batches are checked on Python floats (a comparison is ~0.1 µs there, ~1 µs as a numpy
+        call on a one-row array); large ones with one numpy operation per group of rules.
+        """
+        if len(numbers) <= _ROW_BY_ROW_RULES:
+            for values in numbers.tolist():
+                for compare, i, other, by_name in self.scalar_rules:
+                    a, b = values[i], values[int(other)] if by_name else other
+                    if a == a and b == b and not compare(a, b):  # x == x is False only for NaN
+                        return False
+            return not any(check(values) for values in numbers for check in self.complex_checks)
         for compare, left, right in self.simple_rules:
             lhs = numbers[:, left]
             rhs = numbers[:, right] if right.dtype.kind == "i" else right
             if np.any(~compare(lhs, rhs) & ~np.isnan(lhs) & ~np.isnan(rhs)):
                 return False
-        if len(numbers) <= _ROW_BY_ROW_RULES:
-            return not any(check(values) for values in numbers for check in self.complex_checks)
         return not any(rule.violations(columns).any() for rule in self.complex_rules)
 
     def columns(self, rows: list[tuple[Any, ...]]) -> tuple[Mapping[str, np.ndarray], np.ndarray]:
