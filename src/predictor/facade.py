@@ -193,7 +193,8 @@ def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, list[Any]]
                 values = frame[name].astype(object)
                 columns[str(name)] = values.where(values.notna(), None).tolist()
             continue
-        block = frame[names].to_numpy()
+        # the whole frame when it is one block: selecting columns by name builds a new frame and index
+        block = frame.to_numpy() if len(names) == frame.shape[1] else frame[names].to_numpy()
         gaps = np.isnan(block).any(axis=0) if kind == "f" else np.zeros(len(names), dtype=bool)
         for j, name in enumerate(names):
             plain = block[:, j].tolist()
