@@ -12,17 +12,33 @@ if TYPE_CHECKING:
     from predictor_onnx import BundleDirectory
     from predictor_sql import SqlPredictionStore
 
-__all__ = ["build_model_source", "build_service", "build_store"]
+__all__ = ["build_model_source", "build_service", "build_store", "default_model_name"]
 
 _UNSET: Any = object()
 
 
 def build_model_source(settings: Settings) -> BundleDirectory:
-    """Bundles from the configured directories first, then the reference bundles shipped with the package."""
-    from predictor_onnx import BundleDirectory, reference_root
+    """The default model's bundle if it is a path, then the configured directories, then the shipped ones."""
+    from predictor_onnx import BundleDirectory, is_bundle_path, reference_root
 
     roots = [Path(p).expanduser() for p in settings.model_dirs]
-    return BundleDirectory([*roots, reference_root()], device=settings.device, threads=settings.threads)
+    bundles = [Path(settings.model).expanduser()] if is_bundle_path(settings.model) else []
+    return BundleDirectory(
+        [*roots, reference_root()], bundles=bundles, device=settings.device, threads=settings.threads
+    )
+
+
+def default_model_name(settings: Settings) -> str:
+    """The default model's name: `settings.model`, or the name in the manifest of the bundle it points to.
+
+    Raises:
+        BundleError: the configured bundle directory is missing or its manifest unreadable.
+    """
+    from predictor_onnx import is_bundle_path, read_manifest
+
+    if is_bundle_path(settings.model):
+        return read_manifest(Path(settings.model).expanduser()).name
+    return settings.model
 
 
 def build_store(settings: Settings) -> SqlPredictionStore:
@@ -54,10 +70,9 @@ def build_service(
         store = None
     elif store is _UNSET:
         store = build_store(settings)
-    default_model = settings.model
     return PredictionService(
         models if models is not None else build_model_source(settings),
         store,
-        default_model=default_model,
+        default_model=default_model_name(settings),
         **options,
     )

@@ -41,7 +41,7 @@ class Model:
     """A loaded model version, ready for `predict`; shows its task, metrics and provider when displayed."""
 
     def __init__(self, service: PredictionService, runtime: InferenceRuntime, key: str) -> None:
-        """Wrap a runtime already loaded by `service` under `key` (a model name or a bundle path)."""
+        """Wrap a runtime already loaded by `service` under the model name `key`."""
         self._service = service
         self._runtime = runtime
         self._key = key
@@ -91,10 +91,10 @@ def load_model(
         ModelNotFound, BundleError: the model cannot be found or is not intact.
         ConfigurationError: the device cannot be had (e.g. `cuda` without a GPU).
     """
-    settings = Settings.load(device=device, threads=threads)
-    key = str(model) if model is not None else settings.model
+    settings, key = _settings_for(model, device=device, threads=threads)
     service = _service(settings, record=False)
-    return Model(service, service.runtime(key, version), key)
+    runtime = service.runtime(key, version)
+    return Model(service, runtime, runtime.manifest.name)
 
 
 def predict(
@@ -122,9 +122,21 @@ def predict(
     """
     if isinstance(model, Model):
         return model.predict(data, record=record)
-    settings = Settings.load()
-    key = str(model) if model is not None else None
+    settings, key = _settings_for(model)
     return _predict(_service(settings, record=record), key, version, data, record=record)
+
+
+def _settings_for(model: str | Path | None, **overrides: Any) -> tuple[Settings, str | None]:
+    """Settings, and the model name to ask the service for (None: its default model).
+
+    A bundle path becomes the default model of its own settings, so the model source knows it by the
+    name in its manifest; names are never read as paths further down.
+    """
+    from predictor_onnx import is_bundle_path
+
+    if model is not None and is_bundle_path(model):
+        return Settings.load(model=str(model), **overrides), None
+    return Settings.load(**overrides), None if model is None else str(model)
 
 
 def _service(settings: Settings, *, record: bool) -> PredictionService:

@@ -27,7 +27,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Everything the composition root needs; defaults give a working server with no set-up at all."""
 
     model: str = "breast_cancer"
-    """Default model: the name of a bundle, or a path to a bundle directory."""
+    """Default model: the name of a bundle, or a path to a bundle directory (known by its manifest name)."""
     model_dirs: tuple[str, ...] = ()
     """Extra bundle roots, searched before the shipped bundles (os.pathsep-separated in the environment)."""
     device: Literal["cpu", "cuda", "auto"] = "cpu"

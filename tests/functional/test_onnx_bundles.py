@@ -49,11 +49,13 @@ def test_first_root_wins_a_clash(tmp_path: Path) -> None:
     assert len([m for m in source.list_models() if m.name == "breast_cancer"]) == 1
 
 
-def test_loads_a_bundle_by_path(tmp_path: Path) -> None:
+def test_loads_an_explicit_bundle_by_its_name_never_a_name_as_a_path(tmp_path: Path) -> None:
     bundle = copy_bundle(tmp_path)
-    runtime = BundleDirectory([]).load(str(bundle))
+    runtime = BundleDirectory([], bundles=[bundle]).load("breast_cancer")
     assert isinstance(runtime, OnnxRuntime)
     assert runtime.manifest.name == "breast_cancer"
+    with pytest.raises(ModelNotFound):
+        BundleDirectory([]).load(str(bundle))
 
 
 def test_unknown_model_and_version_say_what_exists() -> None:

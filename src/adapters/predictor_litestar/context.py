@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 from litestar import Request
 
-from predictor_core import ModelManifest, ModelNotFound, PredictionService
+from predictor_core import ModelManifest, PredictionService
 
-__all__ = ["ApiContext", "ApiOptions", "model_name", "request_id"]
+__all__ = ["ApiContext", "ApiOptions", "request_id"]
 
 _MAX_REQUEST_ID = 128
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,7 +26,8 @@ class ApiOptions:
     database: str = ""
     """The database URL with its password hidden, shown on /health."""
     title: str = "predictor-core"
-    version: str = "0.1.0"
+    version: str = field(default_factory=lambda: metadata.version("predictor-core"))
+    """Shown in the OpenAPI document: the installed release, never a copy of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +42,3 @@ def request_id(request: Request[Any, Any, Any]) -> str | None:
     """The caller's `X-Request-ID`, kept with the prediction for tracing (cut to 128 characters)."""
     value = request.headers.get("x-request-id")
     return value[:_MAX_REQUEST_ID] if value else None
-
-
-def model_name(name: str) -> str:
-    """A model name from a URL, refused (404) unless plain.
-
-    Model sources read names with separators as paths; a client must never make the server load a
-    bundle from a directory of its choosing.
-    """
-    if not _PLAIN_NAME.fullmatch(name):
-        raise ModelNotFound(f"no model {name[:80]!r}")
-    return name

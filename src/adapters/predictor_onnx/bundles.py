@@ -16,7 +16,7 @@ from pathlib import Path
 from predictor_core import BundleError, ModelManifest, ModelNotFound, PredictorError
 from predictor_onnx.runtime import OnnxRuntime
 
-__all__ = ["BundleDirectory", "read_bundle"]
+__all__ = ["BundleDirectory", "is_bundle_path", "read_bundle", "read_manifest"]
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -58,13 +58,31 @@ def read_manifest(path: Path) -> ModelManifest:
 
 
 class BundleDirectory:
-    """A `predictor_core.ModelSource` over bundle roots, searched in order (the first root wins a clash)."""
+    """A `predictor_core.ModelSource` over bundle roots, searched in order (the first root wins a clash).
+
+    Models are only ever addressed by name: a name is never read as a path, so no caller (an HTTP client
+    above all) can make the source load a bundle from a directory of its choosing. Single bundles outside
+    the roots are added explicitly, by the composition root, with `bundles`.
+    """
 
     def __init__(
-        self, roots: Sequence[Path | str], *, device: str = "cpu", threads: int | None = None
+        self,
+        roots: Sequence[Path | str],
+        *,
+        bundles: Sequence[Path | str] = (),
+        device: str = "cpu",
+        threads: int | None = None,
     ) -> None:
-        """Remember where to look; nothing is read until models are listed or loaded."""
+        """Remember where to look; nothing is read until models are listed or loaded.
+
+        Args:
+            roots: directories of `<name>/<version>/` bundles.
+            bundles: single bundle directories, known by their manifest's name; they win over the roots.
+            device: "cpu", "cuda" or "auto".
+            threads: onnxruntime intra-op threads per session.
+        """
         self.roots = tuple(Path(r) for r in roots)
+        self.bundles = tuple(Path(b) for b in bundles)
         self.device = device
         self.threads = threads
 
@@ -73,15 +91,13 @@ class BundleDirectory:
         return [manifest for manifest, _ in self._found().values()]
 
     def load(self, name: str, version: str | None = None, /) -> OnnxRuntime:
-        """Load a model version (the newest when None), or the bundle at a path when `name` is one.
+        """Load a model version by name (the newest when None).
 
         Raises:
             ModelNotFound: no bundle with that name or version.
             BundleError: the bundle is missing files, corrupt, tampered with or unsupported.
             ConfigurationError: the configured device cannot be had.
         """
-        if _looks_like_path(name):
-            return self._start(Path(name))
         found = {key: path for key, (_, path) in self._found().items() if key[0] == name}
         if not found:
             known = sorted({key[0] for key in self._found()})
@@ -101,6 +117,9 @@ class BundleDirectory:
 
     def _found(self) -> dict[tuple[str, str], tuple[ModelManifest, Path]]:
         found: dict[tuple[str, str], tuple[ModelManifest, Path]] = {}
+        for bundle in self.bundles:  # named explicitly: a broken one is an error, not a warning
+            manifest = read_manifest(bundle)
+            found.setdefault((manifest.name, manifest.version), (manifest, bundle))
         for root in self.roots:
             for manifest_path in sorted(root.glob(f"*/*/{MANIFEST}")):
                 bundle = manifest_path.parent
@@ -121,5 +140,7 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+_]", version))
 
 
-def _looks_like_path(name: str) -> bool:
-    return "/" in name or "\\" in name or name.startswith(".") or Path(name, MANIFEST).is_file()
+def is_bundle_path(value: str | Path) -> bool:
+    """Whether a configured model means a bundle directory rather than a model name."""
+    text = str(value)
+    return "/" in text or "\\" in text or text.startswith(".") or Path(text, MANIFEST).is_file()

@@ -160,11 +160,12 @@ def models() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from predictor.bootstrap import build_model_source
+    from predictor.bootstrap import build_model_source, default_model_name
     from predictor.settings import Settings
 
     settings = Settings.load()
     source = build_model_source(settings)
+    default_name = default_model_name(settings)
     table = Table("model", "version", "task", "metrics (held-out)", "provider", title="installed models")
     for manifest in source.list_models():
         try:
@@ -176,7 +177,7 @@ def models() -> None:
         except PredictorError as exc:
             provider = f"[red]cannot load: {exc}[/red]"
         metrics = ", ".join(f"{k} {v:.3g}" for k, v in manifest.metrics.items() if k != "parity_max_abs_diff")
-        default = " (default)" if manifest.name == settings.model else ""
+        default = " (default)" if manifest.name == default_name else ""
         table.add_row(manifest.name + default, manifest.version, str(manifest.task), metrics, provider)
     Console().print(table)
 

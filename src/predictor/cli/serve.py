@@ -93,9 +93,9 @@ def serve(
 def _preflight(settings: Settings) -> None:
     """Load the default model and open the database once, so a broken set-up fails before serving."""
     from predictor.app import prepare_database
-    from predictor.bootstrap import build_model_source, build_store
+    from predictor.bootstrap import build_model_source, build_store, default_model_name
 
-    build_model_source(settings).load(settings.model)
+    build_model_source(settings).load(default_model_name(settings))
     if not settings.record:
         return
     prepare_database(settings)

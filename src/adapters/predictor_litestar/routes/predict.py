@@ -19,7 +19,7 @@ from predictor_litestar.bodies import (
     prediction_body,
     read_json,
 )
-from predictor_litestar.context import ApiContext, model_name, request_id
+from predictor_litestar.context import ApiContext, request_id
 from predictor_litestar.openapi import errors, json_body
 from predictor_litestar.problems import located
 
@@ -58,8 +58,6 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
     )
 
     async def one(request: Request[Any, Any, Any], name: str | None, version: str | None) -> PredictionBody:
-        if name is not None:
-            model_name(name)
         body = await read_json(request, _FEATURES)
         try:
             [prediction] = await service.predict(
@@ -72,8 +70,6 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
     async def many(
         request: Request[Any, Any, Any], name: str | None, version: str | None
     ) -> BatchPredictions:
-        if name is not None:
-            model_name(name)
         body = await read_json(request, _BATCH)
         if len(body.records) > options.max_batch:
             raise HTTPException(

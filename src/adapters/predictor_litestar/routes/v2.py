@@ -26,7 +26,7 @@ from predictor_core import (
     ValidationFailed,
 )
 from predictor_litestar.bodies import media_type
-from predictor_litestar.context import ApiContext, model_name
+from predictor_litestar.context import ApiContext
 from predictor_litestar.openapi import errors, json_body
 from predictor_litestar.problems import located
 from predictor_litestar.routes.health import Live, Ready
@@ -118,12 +118,12 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
 
     @get("/v2/models/{name:str}/ready", summary="OIP model readiness", **meta)
     async def model_ready(name: FromPath[str]) -> ModelReady:
-        service.runtime(model_name(name))
+        service.runtime(name)
         return ModelReady(name, True)
 
     @get("/v2/models/{name:str}/versions/{version:str}/ready", summary="OIP model version readiness", **meta)
     async def version_ready(name: FromPath[str], version: FromPath[str]) -> ModelReady:
-        service.runtime(model_name(name), version)
+        service.runtime(name, version)
         return ModelReady(name, True)
 
     infer: dict[str, Any] = {
@@ -162,7 +162,7 @@ def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
 
 
 def _metadata(service: PredictionService, name: str, version: str | None) -> ModelMetadata:
-    manifest = service.runtime(model_name(name), version).manifest
+    manifest = service.runtime(name, version).manifest
     versions = [m.version for m in service.models.list_models() if m.name == name]
     schema = manifest.schema
     parameters: dict[str, Any] = {"task": manifest.task.value, "feature_order": list(schema.names)}
@@ -245,7 +245,7 @@ async def _infer(
         raise HTTPException(
             status_code=415, detail="binary tensors need the Inference-Header-Content-Length header"
         )
-    manifest = service.runtime(model_name(name), version).manifest
+    manifest = service.runtime(name, version).manifest
     infer_request, values = parse_request(await request.body(), header_length)
     columns = _columns(manifest.schema, infer_request, values)
     try:
