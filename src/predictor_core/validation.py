@@ -181,7 +181,7 @@ def validate_columns(
     ordered = [lists.get(name, [None] * size) for name in schema.names]
     rows = list(zip(*ordered, strict=True))
     plan = _plan(schema)
-    batch = plan.fast_batch(rows) if plan.strict_rows_type is not None and _converts(rows, plan) else None
+    batch = plan.fast_batch(rows) if _converts(rows, plan) else None
     if batch is not None:
         return batch
     records = [dict(zip(schema.names, row, strict=True)) for row in rows]

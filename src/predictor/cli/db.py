@@ -20,6 +20,22 @@ import msgspec
 from predictor_core import PredictorError
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _filters(command: F) -> F:
+    """The model, version and time-range options shared by the query commands."""
+    for option in reversed(
+        [
+            click.option("--model", help="Only this model."),
+            click.option("--version", "model_version", help="Only this model version."),
+            click.option("--since", help="From this UTC date/time (inclusive, ISO 8601)."),
+            click.option("--until", help="Up to this UTC date/time (exclusive, ISO 8601)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
 
 database_url_option = click.option(
     "--database-url",
@@ -135,10 +151,7 @@ def import_dataset(name: str, database_url: str | None) -> None:
 
 @db.command()
 @database_url_option
-@click.option("--model", help="Only this model.")
-@click.option("--version", "model_version", help="Only this model version.")
-@click.option("--since", help="From this UTC date/time (inclusive, ISO 8601).")
-@click.option("--until", help="Up to this UTC date/time (exclusive, ISO 8601).")
+@_filters
 @click.option("--label", help="Only predictions of this class.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option(
@@ -177,10 +190,7 @@ def predictions(
 
 @db.command()
 @database_url_option
-@click.option("--model", help="Only this model.")
-@click.option("--version", "model_version", help="Only this model version.")
-@click.option("--since", help="From this UTC date/time (inclusive, ISO 8601).")
-@click.option("--until", help="Up to this UTC date/time (exclusive, ISO 8601).")
+@_filters
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def stats(
     database_url: str | None,
