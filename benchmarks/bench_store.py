@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from tests.fakes import InMemoryModelSource, toy_manifest
+from tests.fakes import fake_service, toy_manifest
 
 from predictor_core import PredictionService, Task
 from predictor_sql import SqlPredictionStore, sqlite_url_for, upgrade
@@ -43,11 +43,10 @@ async def rate(service: PredictionService, callers: int, seconds: float) -> floa
 
 
 async def main(url: str, seconds: float) -> None:
-    source = InMemoryModelSource([MANIFEST])
-    baseline = PredictionService(source, None, default_model=MANIFEST.name)
+    baseline, _ = fake_service([MANIFEST])
     store = SqlPredictionStore(url, pool_size=16, pool_timeout=30.0)
     await store.start()
-    recorded = PredictionService(source, store, default_model=MANIFEST.name)
+    recorded, _ = fake_service([MANIFEST], store)
     await recorded.predict([ROW])  # register the model, warm the pool
     print(f"backend: {store.backend}  health: {await store.health()}")
     print(f"{'callers':>8} {'unrecorded/s':>14} {'recorded/s':>12} {'ratio':>7}")

@@ -50,7 +50,7 @@ def main() -> None:
     ):
         table.add_column(column, justify="right")
     for name in ("breast_cancer", "penguins", "diabetes"):
-        runtime = source.load(name)
+        runtime = source.load(name, "1.0.0")
         schema = runtime.manifest.schema
         for size in (1, 1000):
             records = records_of(name, size)

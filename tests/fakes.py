@@ -17,17 +17,22 @@ import numpy as np
 
 from predictor_core import (
     ClassifierOutputs,
+    DuplicatePrediction,
     ExecutionReport,
     Feature,
     FeatureSchema,
     Feedback,
     InferenceRuntime,
+    InferenceScheduler,
+    ModelConflict,
     ModelManifest,
     ModelNotFound,
+    ModelRegistry,
     ModelSource,
     OnnxSignature,
     PredictionNotFound,
     PredictionRecord,
+    PredictionService,
     PredictionStore,
     RegressorOutputs,
     Rule,
@@ -37,6 +42,9 @@ from predictor_core import (
     TaskOutputs,
     TensorSpec,
     ValidatedBatch,
+    build_predictions,
+    new_prediction_ids,
+    validate,
 )
 
 CREATED = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -119,7 +127,7 @@ class SlowRuntime(FakeRuntime):
 
 
 class InMemoryModelSource:
-    """Serves runtimes built by `factory` for a fixed set of manifests."""
+    """Serves runtimes built by `factory` for a set of manifests (`manifests` may change between calls)."""
 
     def __init__(
         self,
@@ -132,11 +140,43 @@ class InMemoryModelSource:
     def list_models(self) -> Sequence[ModelManifest]:
         return list(self.manifests)
 
-    def load(self, name: str, version: str | None = None, /) -> InferenceRuntime:
-        matches = [m for m in self.manifests if m.name == name and version in (None, m.version)]
-        if not matches:
-            raise ModelNotFound(f"no model {name!r}" + (f" version {version!r}" if version else ""))
-        return self.factory(matches[-1])
+    def load(self, name: str, version: str, /) -> InferenceRuntime:
+        for manifest in self.manifests:
+            if (manifest.name, manifest.version) == (name, version):
+                return self.factory(manifest)
+        raise ModelNotFound(f"no model {name!r} version {version!r}")
+
+
+def fake_service(
+    manifests: Sequence[ModelManifest] = (),
+    store: PredictionStore | None = None,
+    *,
+    factory: Callable[[ModelManifest], InferenceRuntime] = FakeRuntime,
+    default_model: str | None = None,
+    inference: InferenceScheduler | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> tuple[PredictionService, ModelRegistry]:
+    """A service over the fake model source (the toy model by default) and its registry."""
+    manifests = list(manifests) or [toy_manifest()]
+    registry = ModelRegistry(
+        InMemoryModelSource(manifests, factory), default_model=default_model or manifests[0].name
+    )
+    options = {} if clock is None else {"clock": clock}
+    return PredictionService(registry, store, inference=inference, **options), registry
+
+
+def records_for(
+    manifest: ModelManifest, rows: Sequence[dict], *, request_id: str | None = None
+) -> list[PredictionRecord]:
+    """Prediction records as the service builds them, from the fake model: input for store tests."""
+    batch = validate(manifest, rows, "records")
+    predictions = build_predictions(
+        manifest, FakeRuntime(manifest).infer(batch), new_prediction_ids(len(batch))
+    )
+    return [
+        PredictionRecord(prediction=p, features=f, created_at=CREATED, latency_ms=0.5, request_id=request_id)
+        for p, f in zip(predictions, batch.records(), strict=True)
+    ]
 
 
 class InMemoryPredictionStore:
@@ -146,21 +186,37 @@ class InMemoryPredictionStore:
         self.models: dict[tuple[str, str], ModelManifest] = {}
         self.records: dict[uuid.UUID, PredictionRecord] = {}
         self.feedback: list[Feedback] = []
+        self.started = False
         self._lock = asyncio.Lock()
 
+    async def start(self) -> None:
+        self.started = True
+
+    async def close(self) -> None:
+        self.started = False
+
     async def register_model(self, manifest: ModelManifest, /) -> None:
-        self.models.setdefault((manifest.name, manifest.version), manifest)
+        known = self.models.setdefault((manifest.name, manifest.version), manifest)
+        if known.sha256 != manifest.sha256:
+            raise ModelConflict(f"model {manifest.name} {manifest.version} is recorded with another file")
 
     async def record(self, records: Sequence[PredictionRecord], /) -> None:
         async with self._lock:
             ids = [r.prediction_id for r in records]
             if len(set(ids)) != len(ids) or any(i in self.records for i in ids):
-                raise ValueError("duplicate prediction id")
+                raise DuplicatePrediction("a prediction id is recorded already")
             for r in records:
                 identity = r.prediction.model
-                if (identity.name, identity.version) not in self.models:
-                    raise ValueError(f"model {identity.name} {identity.version} is not registered")
+                known = self.models.get((identity.name, identity.version))
+                if known is None or known.sha256 != identity.sha256:
+                    raise ModelConflict(f"model {identity.name} {identity.version} is not registered")
             self.records.update((r.prediction_id, r) for r in records)
+
+    async def get_model(self, name: str, version: str, /) -> ModelManifest:
+        try:
+            return self.models[(name, version)]
+        except KeyError:
+            raise ModelNotFound(f"model {name} {version} was never registered") from None
 
     async def get(self, prediction_id: uuid.UUID, /) -> PredictionRecord:
         try:

@@ -1,10 +1,10 @@
 """predictor-core's entry points: `predict()` and `load_model()` for notebooks, the CLI, the server.
 
-This package is the composition root: the only place that knows every adapter. Importing it builds
-nothing; models load on first use.
+This package is the composition root: the only place that knows every adapter (`predictor.wiring`).
+Importing it builds nothing; models load on first use, and `close()` releases what was opened.
 """
 
-from predictor.facade import Model, load_model, predict
+from predictor.facade import Model, close, load_model, predict
 from predictor_core import ValidationFailed
 
-__all__ = ["Model", "ValidationFailed", "load_model", "predict"]
+__all__ = ["Model", "ValidationFailed", "close", "load_model", "predict"]

@@ -1,38 +1,44 @@
-"""The notebook facade: `predict()` and `load_model()` over the same PredictionService as the server.
+"""The notebook facade: `predict()` and `load_model()` over the same use case and wiring as the server.
 
 Shapes follow the input: a dict gives one prediction, a list gives a list, a DataFrame gives a DataFrame
 (one row per input row, index kept). Validation errors are the domain's `ValidationFailed`, which lists
-every problem by record and feature. Recording is opt-in here (`record=True`); it runs the async store
-on a private event loop in a background thread, because Jupyter already runs a loop in the main one.
+every problem by record and feature.
+
+Settings are read once, on first use. One `Wiring` per settings (and recording choice) is cached, so
+sessions and store connections are reused; `close()` releases them all (it also runs at interpreter
+exit) and forgets the settings. Recording is opt-in here (`record=True`): it runs the async store on a
+private event loop in a background thread, because Jupyter already runs a loop in the main one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import math
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from predictor.bootstrap import build_service, build_store
+import msgspec
+
 from predictor.settings import Settings
+from predictor.wiring import Wiring
 from predictor_core import (
     BinaryPrediction,
     ExecutionReport,
     FeatureKind,
     FeatureSchema,
-    InferenceRuntime,
+    ModelDescription,
     ModelManifest,
     MulticlassPrediction,
     Prediction,
-    PredictionService,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Model", "load_model", "predict"]
+__all__ = ["Model", "close", "load_model", "predict"]
 
 T = TypeVar("T")
 
@@ -40,27 +46,28 @@ T = TypeVar("T")
 class Model:
     """A loaded model version, ready for `predict`; shows its task, metrics and provider when displayed."""
 
-    def __init__(self, service: PredictionService, runtime: InferenceRuntime, key: str) -> None:
-        """Wrap a runtime already loaded by `service` under the model name `key`."""
-        self._service = service
-        self._runtime = runtime
-        self._key = key
+    def __init__(self, settings: Settings, described: ModelDescription) -> None:
+        """Wrap a version the registry of `settings` loaded and described."""
+        self._settings = settings
+        self._described = described
 
     @property
     def manifest(self) -> ModelManifest:
-        return self._runtime.manifest
+        return self._described.manifest
 
     @property
     def schema(self) -> FeatureSchema:
-        return self._runtime.manifest.schema
+        return self.manifest.schema
 
     @property
     def execution(self) -> ExecutionReport:
-        return self._runtime.execution
+        assert self._described.execution is not None
+        return self._described.execution
 
     def predict(self, data: Any, *, record: bool = False) -> Any:
-        """Predict with this model; see `predictor.predict` for the shapes in and out."""
-        return _predict(self._service, self._key, self.manifest.version, data, record=record)
+        """Predict with exactly this version; see `predictor.predict` for the shapes in and out."""
+        m = self.manifest
+        return _predict(self._settings, m.name, m.version, data, record=record)
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -71,10 +78,6 @@ class Model:
         )
 
 
-_lock = threading.RLock()
-_services: dict[tuple[Settings, bool], PredictionService] = {}
-
-
 def load_model(
     model: str | Path | None = None,
     *,
@@ -82,7 +85,7 @@ def load_model(
     device: str | None = None,
     threads: int | None = None,
 ) -> Model:
-    """Load a model by name (newest version unless `version`), or the bundle directory at a path.
+    """Load a model by name (the version it serves unless `version`), or the bundle directory at a path.
 
     Settings (model directories, default model, device, database) come from the environment
     (`PREDICTOR_*`) as for the server; `device` and `threads` override them.
@@ -91,10 +94,10 @@ def load_model(
         ModelNotFound, BundleError: the model cannot be found or is not intact.
         ConfigurationError: the device cannot be had (e.g. `cuda` without a GPU).
     """
-    settings, key = _settings_for(model, device=device, threads=threads)
-    service = _service(settings, record=False)
-    runtime = service.runtime(key, version)
-    return Model(service, runtime, runtime.manifest.name)
+    settings, name = _settings_for(model, device=device, threads=threads)
+    registry = _wiring(settings, record=False).registry
+    registry.runtime(name, version)  # load errors are raised here, not described
+    return Model(settings, registry.describe(name, version))
 
 
 def predict(
@@ -110,7 +113,7 @@ def predict(
         data: a dict of feature values, a list of such dicts, or a DataFrame with one column per
             feature (missing values as NaN/None where the model accepts them).
         model: a model name, a bundle path, or a `Model` from `load_model`; the default model if None.
-        version: a model version (the newest if None).
+        version: a model version (the one the name serves if None).
         record: also write every input and prediction to the configured database (audit trail).
 
     Returns:
@@ -122,58 +125,82 @@ def predict(
     """
     if isinstance(model, Model):
         return model.predict(data, record=record)
-    settings, key = _settings_for(model)
-    return _predict(_service(settings, record=record), key, version, data, record=record)
+    settings, name = _settings_for(model)
+    return _predict(settings, name, version, data, record=record)
+
+
+def close() -> None:
+    """Release every cached wiring (sessions, database connections, the private loop); forget settings.
+
+    The next `predict()` reads the settings again. Registered to run at interpreter exit.
+    """
+    global _base, _loop_thread
+    with _lock:
+        wirings = list(_wirings.values())
+        _wirings.clear()
+        loop_thread, _loop_thread, _base = _loop_thread, None, None
+    if loop_thread is not None:
+        for wiring in wirings:
+            asyncio.run_coroutine_threadsafe(wiring.close(), loop_thread.loop).result()
+        loop_thread.stop()
+
+
+_lock = threading.RLock()
+_base: Settings | None = None
+_wirings: dict[tuple[Settings, bool], Wiring] = {}
 
 
 def _settings_for(model: str | Path | None, **overrides: Any) -> tuple[Settings, str | None]:
-    """Settings, and the model name to ask the service for (None: its default model).
+    """Settings, and the model name to ask for (None: their default model).
 
     A bundle path becomes the default model of its own settings, so the model source knows it by the
     name in its manifest; names are never read as paths further down.
     """
     from predictor_onnx import is_bundle_path
 
-    if model is not None and is_bundle_path(model):
-        return Settings.load(model=str(model), **overrides), None
-    return Settings.load(**overrides), None if model is None else str(model)
-
-
-def _service(settings: Settings, *, record: bool) -> PredictionService:
-    """One service per settings and recording choice, so sessions and store connections are reused."""
-    cache_key = (settings, record)
+    global _base
     with _lock:
-        service = _services.get(cache_key)
-        if service is None:
-            if record:
-                store = build_store(settings)
-                _on_loop(store.start())  # a missing schema fails here, saying to run `predictor db upgrade`
-                service = build_service(settings, store=store, record=True)
-            else:
-                service = build_service(settings, record=False)
-            _services[cache_key] = service
-    return service
+        if _base is None:
+            _base = Settings.load()
+        base = _base
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if model is not None and is_bundle_path(model):
+        return msgspec.structs.replace(base, model=str(model), **changes), None
+    return msgspec.structs.replace(base, **changes), None if model is None else str(model)
 
 
-def _predict(
-    service: PredictionService, model: str | None, version: str | None, data: Any, *, record: bool
-) -> Any:
+def _wiring(settings: Settings, *, record: bool) -> Wiring:
+    """The cached wiring for settings and a recording choice; a recording one is started."""
+    key = (settings, record)
+    with _lock:
+        wiring = _wirings.get(key)
+        if wiring is None:
+            wiring = Wiring(msgspec.structs.replace(settings, record=record))
+            if record:  # a missing schema fails here, saying to run `predictor db upgrade`
+                _on_loop(wiring.start())
+            _wirings[key] = wiring
+    return wiring
+
+
+def _predict(settings: Settings, model: str | None, version: str | None, data: Any, *, record: bool) -> Any:
+    wiring = _wiring(settings, record=record)
     frame = _as_frame(data)
     if frame is not None:
-        schema = service.runtime(model, version).manifest.schema
-        predictions = _run(service, _columns(frame, schema), model, version, "columns", record)
+        manifest = wiring.registry.resolve(model, version)  # once: the columns are read for this version
+        columns = _columns(frame, manifest.schema)
+        predictions = _run(wiring, columns, manifest.name, manifest.version, "columns", record)
         return _to_frame(predictions, frame.index, record=record)
     if isinstance(data, Mapping):
-        return _run(service, [data], model, version, "records", record)[0]
-    return _run(service, data, model, version, "records", record)
+        return _run(wiring, [data], model, version, "records", record)[0]
+    return _run(wiring, data, model, version, "records", record)
 
 
 def _run(
-    service: PredictionService, data: Any, model: str | None, version: str | None, layout: Any, record: bool
+    wiring: Wiring, data: Any, model: str | None, version: str | None, layout: Any, record: bool
 ) -> list[Prediction]:
     if record:
-        return _on_loop(service.predict(data, model=model, version=version, layout=layout))
-    return service.predict_unrecorded(data, model=model, version=version, layout=layout)
+        return _on_loop(wiring.service.predict(data, model=model, version=version, layout=layout))
+    return wiring.service.predict_unrecorded(data, model=model, version=version, layout=layout)
 
 
 def _as_frame(data: Any) -> pd.DataFrame | None:
@@ -244,7 +271,15 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="predictor-facade-loop", daemon=True).start()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="predictor-facade-loop", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
 
 
 _loop_thread: _LoopThread | None = None
@@ -255,4 +290,8 @@ def _on_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     with _lock:
         if _loop_thread is None:
             _loop_thread = _LoopThread()
-    return asyncio.run_coroutine_threadsafe(coroutine, _loop_thread.loop).result()
+        loop = _loop_thread.loop
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+
+atexit.register(close)

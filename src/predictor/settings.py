@@ -21,6 +21,8 @@ __all__ = ["Settings"]
 
 _ENV_PREFIX = "PREDICTOR_"
 _LIST_FIELDS = {"model_dirs"}
+_HANDOVER = "PREDICTOR_SERVE_SETTINGS"
+"""Where `predictor serve` puts its resolved settings, as JSON, for the worker processes it starts."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -82,6 +84,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             return msgspec.convert(values, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise ConfigurationError(f"invalid settings: {_env_name(str(exc))}") from exc
+
+    def hand_over(self) -> dict[str, str]:
+        """The environment entry that gives worker processes exactly these settings (`handed_over`)."""
+        return {_HANDOVER: msgspec.json.encode(self).decode()}
+
+    @classmethod
+    def handed_over(cls, environ: Mapping[str, str] | None = None) -> Settings | None:
+        """The settings a parent process handed over with `hand_over`, or None when there are none.
+
+        Raises:
+            ConfigurationError: the handed-over value is not valid settings.
+        """
+        raw = (os.environ if environ is None else environ).get(_HANDOVER)
+        if raw is None:
+            return None
+        try:
+            return msgspec.json.decode(raw, type=cls)
+        except msgspec.DecodeError as exc:
+            raise ConfigurationError(f"invalid {_HANDOVER}: {exc}") from exc
 
     def __repr__(self) -> str:
         shown = {f: getattr(self, f) for f in self.__struct_fields__}

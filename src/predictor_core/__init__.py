@@ -15,13 +15,18 @@ from predictor_core.bundle import (
 from predictor_core.errors import (
     BundleError,
     ConfigurationError,
+    Conflict,
+    DuplicatePrediction,
     InvalidFeedback,
+    ModelConflict,
     ModelNotFound,
     NotFound,
     PredictionNotFound,
     PredictorError,
+    RecordingDisabled,
     RuntimeUnavailable,
     SchemaError,
+    StoreRejected,
     StoreUnavailable,
     Unavailable,
     ValidationFailed,
@@ -49,9 +54,18 @@ from predictor_core.predictions import (
     TaskOutputs,
 )
 from predictor_core.problems import Problem, ProblemCode
+from predictor_core.registry import ModelDescription, ModelRegistry, ModelVersions, version_key
 from predictor_core.rules import Rule
+from predictor_core.scheduling import InferenceScheduler, InlineInference, ThreadedInference
 from predictor_core.schema import Feature, FeatureKind, FeatureSchema
-from predictor_core.service import PredictionService, build_predictions, check_actual
+from predictor_core.service import (
+    ModelStatus,
+    PredictionService,
+    ServiceStatus,
+    build_predictions,
+    check_actual,
+    validate,
+)
 from predictor_core.validation import ValidatedBatch, validate_columns, validate_record, validate_records
 
 __all__ = [
@@ -60,6 +74,8 @@ __all__ = [
     "BundleError",
     "ClassifierOutputs",
     "ConfigurationError",
+    "Conflict",
+    "DuplicatePrediction",
     "ExecutionReport",
     "Feature",
     "FeatureKind",
@@ -67,12 +83,19 @@ __all__ = [
     "FeatureStats",
     "Feedback",
     "InferenceRuntime",
+    "InferenceScheduler",
+    "InlineInference",
     "InvalidFeedback",
     "Label",
+    "ModelConflict",
+    "ModelDescription",
     "ModelIdentity",
     "ModelManifest",
     "ModelNotFound",
+    "ModelRegistry",
     "ModelSource",
+    "ModelStatus",
+    "ModelVersions",
     "MulticlassPrediction",
     "NotFound",
     "OnnxSignature",
@@ -84,16 +107,20 @@ __all__ = [
     "PredictorError",
     "Problem",
     "ProblemCode",
+    "RecordingDisabled",
     "RegressionPrediction",
     "RegressorOutputs",
     "Rule",
     "RuntimeUnavailable",
     "SchemaError",
+    "ServiceStatus",
     "StoreHealth",
+    "StoreRejected",
     "StoreUnavailable",
     "Task",
     "TaskOutputs",
     "TensorSpec",
+    "ThreadedInference",
     "TrainingSummary",
     "Unavailable",
     "ValidatedBatch",
@@ -102,7 +129,9 @@ __all__ = [
     "check_actual",
     "new_prediction_id",
     "new_prediction_ids",
+    "validate",
     "validate_columns",
     "validate_record",
     "validate_records",
+    "version_key",
 ]

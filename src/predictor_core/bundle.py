@@ -101,11 +101,16 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_json(cls, data: bytes | str) -> ModelManifest:
-        """Parse a manifest, refusing formats newer than this release understands."""
+        """Parse a manifest file, refusing formats newer than this release understands."""
         try:
             raw: Any = msgspec.json.decode(data)
         except msgspec.DecodeError as exc:
             raise BundleError(f"manifest is not valid JSON: {exc}") from exc
+        return cls.from_builtins(raw)
+
+    @classmethod
+    def from_builtins(cls, raw: Any) -> ModelManifest:
+        """A manifest from decoded JSON (a file, or the copy a store kept), checked as a file is."""
         version = raw.get("format_version", 1) if isinstance(raw, dict) else None
         if not isinstance(version, int) or version > MANIFEST_FORMAT:
             raise BundleError(

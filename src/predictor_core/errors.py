@@ -9,11 +9,18 @@ The core never names an HTTP status: the HTTP adapter keeps that table in one pl
   x NotFound (LookupError)
     + ModelNotFound                   no such model name or version
     + PredictionNotFound              no such prediction id
+  x Conflict                          the call contradicts what the store holds; never retried as is
+    + DuplicatePrediction             a prediction id is recorded already
+    + ModelConflict                   a model version the store does not know, or knows with another file
+  x StoreRejected                     the store refused rows it was given (a constraint): a bug, not an outage
   x BundleError                       a model bundle is missing, corrupt, tampered or unsupported
   x ConfigurationError                settings ask for what this machine cannot give (GPU absent...)
+    + RecordingDisabled               lookups or feedback asked of a service that records nothing
   x Unavailable                       retryable: a dependency is down; carries retry_after
     + StoreUnavailable                the prediction store cannot commit right now
     + RuntimeUnavailable              the inference runtime cannot run (e.g. the GPU went away)
+
+Each port names what it raises (see `predictor_core.ports`): only `Unavailable` is worth retrying.
 """
 
 from __future__ import annotations
@@ -27,13 +34,18 @@ if TYPE_CHECKING:
 __all__ = [
     "BundleError",
     "ConfigurationError",
+    "Conflict",
+    "DuplicatePrediction",
     "InvalidFeedback",
+    "ModelConflict",
     "ModelNotFound",
     "NotFound",
     "PredictionNotFound",
     "PredictorError",
+    "RecordingDisabled",
     "RuntimeUnavailable",
     "SchemaError",
+    "StoreRejected",
     "StoreUnavailable",
     "Unavailable",
     "ValidationFailed",
@@ -81,12 +93,38 @@ class PredictionNotFound(NotFound):
     """No prediction was recorded under that id."""
 
 
+class Conflict(PredictorError):
+    """The call contradicts what the store already holds; repeating it unchanged fails the same way."""
+
+
+class DuplicatePrediction(Conflict):
+    """A prediction id of the call is recorded already; nothing of the call was recorded."""
+
+
+class ModelConflict(Conflict):
+    """The store does not know this model version, or knows it with another ONNX file.
+
+    A changed model file needs a new version.
+    """
+
+
+class StoreRejected(PredictorError):
+    """The store refused the rows it was given (a constraint, or a value it cannot hold).
+
+    Nothing of the call was recorded. A bug or a schema mismatch, not an outage: retrying does not help.
+    """
+
+
 class BundleError(PredictorError):
     """A model bundle cannot be used: missing, corrupt, tampered with, or made for another runtime."""
 
 
 class ConfigurationError(PredictorError):
     """The settings ask for something this machine or environment cannot give; fix the settings."""
+
+
+class RecordingDisabled(ConfigurationError):
+    """The service runs without a store (recording off), so there is nothing to look up or annotate."""
 
 
 class Unavailable(PredictorError):

@@ -1,12 +1,18 @@
 """The ports: what the core needs from the outside world, declared as Protocols and nothing else.
 
-Adapters implement them (predictor_onnx, predictor_sql); tests use the in-memory fakes. The shapes are
-chosen so that later work wraps an adapter instead of changing a caller:
-- micro-batching of concurrent requests: a runtime wrapper that queues `infer` calls and runs them
-  as one batch (`infer` already takes batches);
-- several model versions side by side: `ModelSource.load(name, version)` and the manifest identity;
-- group commits: a store wrapper that merges concurrent `record` calls into one transaction, still
-  returning only after the commit (`record` already takes a sequence and promises atomicity).
+Adapters implement them (predictor_onnx, predictor_sql); tests use the in-memory fakes, and one contract
+suite per port (tests/functional/contracts/) runs against the fake and every real adapter. Each method
+names what it raises; no adapter's own exception (SQLAlchemy, asyncpg, onnxruntime) crosses a port.
+
+Where later work plugs in, so that callers do not change:
+- micro-batching of concurrent requests is an `InferenceScheduler` (predictor_core.scheduling): the service
+  awaits it, so a batcher can hold a request until its peers arrive without blocking the event loop;
+  `InferenceRuntime.infer` stays synchronous and already takes batches;
+- several model versions side by side, aliases and hot swap live in the `ModelRegistry`, which resolves
+  a reference to one concrete version before `ModelSource.load(name, version)` is called;
+- group commits are a store wrapper that merges concurrent `record` calls into one transaction, still
+  returning only after the commit (`record` takes a sequence, promises atomicity and has typed errors,
+  so one caller's bad rows can be retried apart from the others').
 """
 
 from __future__ import annotations
@@ -89,39 +95,81 @@ class InferenceRuntime(Protocol):
     def execution(self) -> ExecutionReport: ...
 
     def infer(self, batch: ValidatedBatch, /) -> TaskOutputs:
-        """Run the model on a validated batch; outputs are row-aligned with the batch."""
+        """Run the model on a validated batch; outputs are row-aligned with the batch.
+
+        Raises:
+            RuntimeUnavailable: the runtime failed to run (e.g. the device went away).
+        """
         ...
 
 
 class ModelSource(Protocol):
-    """Where model bundles come from (a directory, package data...)."""
+    """Where model bundles come from (directories, package data...). Orders nothing: the registry does."""
 
     def list_models(self) -> Sequence[ModelManifest]:
-        """Every available model version, newest version last within a name."""
+        """Every available model version's manifest, cheaply (no model is loaded); broken ones left out."""
         ...
 
-    def load(self, name: str, version: str | None = None, /) -> InferenceRuntime:
-        """Load a version (the newest when None). Raises ModelNotFound or BundleError."""
+    def load(self, name: str, version: str, /) -> InferenceRuntime:
+        """Load one concrete version.
+
+        Raises:
+            ModelNotFound: no such name or version.
+            BundleError: the bundle is missing files, corrupt, tampered with or unsupported.
+            ConfigurationError: the configured device cannot be had.
+        """
         ...
 
 
 class PredictionStore(Protocol):
     """The audit trail. `record` returns only once its rows are durably committed."""
 
+    async def start(self) -> None:
+        """Connect and check the store can be used (e.g. its schema revision).
+
+        Raises:
+            StoreUnavailable: it cannot be reached now.
+            ConfigurationError: it can be reached but not used as configured (e.g. no schema).
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections; nothing is pending afterwards."""
+        ...
+
     async def register_model(self, manifest: ModelManifest, /) -> None:
-        """Make the model version known to the store; idempotent."""
+        """Make the model version known to the store, keeping its manifest; idempotent.
+
+        Raises:
+            ModelConflict: the name and version are known with another ONNX file.
+            StoreUnavailable: retryable.
+        """
         ...
 
     async def record(self, records: Sequence[PredictionRecord], /) -> None:
-        """Commit every record (input and output) in one atomic step, or none; StoreUnavailable if down."""
+        """Commit every record (input and output) in one atomic step, or none.
+
+        Raises:
+            DuplicatePrediction: a prediction id is recorded already.
+            ModelConflict: a record's model version is not registered, or registered with another file.
+            StoreRejected: the store cannot hold a value it was given.
+            StoreUnavailable: retryable; nothing of the call was recorded.
+        """
         ...
 
     async def get(self, prediction_id: uuid.UUID, /) -> PredictionRecord:
-        """The recorded prediction; PredictionNotFound when absent."""
+        """The recorded prediction. Raises PredictionNotFound, StoreUnavailable."""
+        ...
+
+    async def get_model(self, name: str, version: str, /) -> ModelManifest:
+        """The manifest kept when the version was registered, even if its bundle is gone.
+
+        Raises ModelNotFound, StoreUnavailable.
+        """
         ...
 
     async def record_feedback(self, feedback: Feedback, /) -> None:
-        """Append a ground truth for a recorded prediction; PredictionNotFound when absent."""
+        """Append a ground truth for a recorded prediction. Raises PredictionNotFound, StoreUnavailable."""
         ...
 
     async def health(self) -> StoreHealth:

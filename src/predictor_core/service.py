@@ -1,27 +1,42 @@
-"""The use case: validate, infer, build predictions, record, return. Every caller goes through here.
+"""The use cases: predict (and record), look up, annotate with feedback, and say whether we are ready.
 
-The notebook facade and the HTTP adapter both call `PredictionService`, so no rule is written twice.
-Validation and inference are synchronous CPU work (`run`); recording is the only asynchronous step.
+The notebook facade, the CLI and the HTTP adapter all call `PredictionService`, so no rule is written
+twice. One prediction goes through explicit stages:
+
+1. resolve the model reference once, to one loaded version (`ModelRegistry.runtime`): that version
+   predicts and is the one recorded, whatever the registry is told meanwhile;
+2. validate (synchronous, per request; `ValidationFailed` lists every problem);
+3. `await` inference through the `InferenceScheduler` (inline, a worker thread, or a batcher);
+4. build typed predictions with fresh UUIDv7 ids;
+5. record inputs and outputs, awaiting the commit; then return.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from predictor_core.bundle import ModelManifest
-from predictor_core.errors import ConfigurationError, InvalidFeedback
+from predictor_core.errors import (
+    InvalidFeedback,
+    PredictorError,
+    RecordingDisabled,
+    RuntimeUnavailable,
+    StoreUnavailable,
+    Unavailable,
+)
 from predictor_core.ids import new_prediction_ids
-from predictor_core.ports import Feedback, InferenceRuntime, ModelSource, PredictionRecord, PredictionStore
+from predictor_core.ports import Feedback, PredictionRecord, PredictionStore, StoreHealth
 from predictor_core.predictions import (
     BinaryPrediction,
     ClassifierOutputs,
     Label,
+    ModelIdentity,
     MulticlassPrediction,
     Prediction,
     RegressionPrediction,
@@ -29,112 +44,87 @@ from predictor_core.predictions import (
     Task,
     TaskOutputs,
 )
+from predictor_core.registry import ModelRegistry
+from predictor_core.scheduling import InferenceScheduler, InlineInference
 from predictor_core.validation import ValidatedBatch, validate_columns, validate_records
 
-__all__ = ["Layout", "PredictionService", "build_predictions", "check_actual"]
+__all__ = [
+    "Layout",
+    "ModelStatus",
+    "PredictionService",
+    "ServiceStatus",
+    "build_predictions",
+    "check_actual",
+    "validate",
+]
 
-T = TypeVar("T")
 Layout = Literal["records", "columns"]
-Offload = Callable[[Callable[[], T]], Awaitable[T]]
+MODEL_RETRY_AFTER_S = 30.0
+"""What readiness tells a caller to wait while the default model cannot be loaded."""
+STORE_RETRY_AFTER_S = 5.0
+"""What readiness tells a caller to wait while the store is unreachable."""
 
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelStatus:
+    """The default model as the service sees it: the version it serves and where it runs, or why not."""
+
+    name: str
+    identity: ModelIdentity | None = None
+    task: Task | None = None
+    provider: str | None = None
+    """The execution provider running it (first in priority order)."""
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceStatus:
+    """One answer to "can this service predict and record now?", for every readiness probe."""
+
+    recording: bool
+    model: ModelStatus
+    store: StoreHealth | None
+    """None when the service records nothing."""
+    unavailable: Unavailable | None = None
+    """Why the service is not ready (retryable, with its wait), or None when it is."""
+
+    @property
+    def ready(self) -> bool:
+        return self.unavailable is None
+
+
 class PredictionService:
-    """Predictions for any loaded model, recorded in the store before they are returned."""
+    """Predictions for any model the registry knows, recorded in the store before they are returned."""
 
     def __init__(
         self,
-        models: ModelSource,
+        models: ModelRegistry,
         store: PredictionStore | None = None,
         *,
-        default_model: str,
-        offload: Offload[Any] | None = None,
+        inference: InferenceScheduler | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
     ) -> None:
-        """Wire the ports.
+        """Wire the use case to its registry and ports.
 
         Args:
-            models: where bundles are loaded from.
+            models: resolves model references and holds the loaded runtimes.
             store: the audit trail; None means predictions are not recorded (said, never silent).
-            default_model: the model used when a caller names none.
-            offload: runs the synchronous validate+infer step off the event loop (e.g. in a worker
-                thread); None runs it inline.
-            clock: the time source for records.
+            inference: where and when inference runs; inline on the calling thread when None.
+            clock: the time source for records and feedback.
         """
-        self.models = models
-        self.store = store
-        self.default_model = default_model
-        self._offload = offload
+        self._models = models
+        self._store = store
+        self._inference = inference or InlineInference()
         self._clock = clock
-        self._runtimes: dict[tuple[str, str | None], InferenceRuntime] = {}
-        self._registered: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
+        self._registered: set[ModelIdentity] = set()
 
     @property
     def recording(self) -> bool:
-        return self.store is not None
-
-    def runtime(self, model: str | None = None, version: str | None = None) -> InferenceRuntime:
-        """The loaded runtime for a model version (the default model, newest version, when not named)."""
-        key = (model or self.default_model, version)
-        runtime = self._runtimes.get(key)
-        if runtime is None:
-            with self._lock:
-                runtime = self._runtimes.get(key)
-                if runtime is None:
-                    runtime = self.models.load(*key)
-                    self._runtimes[key] = runtime
-        return runtime
-
-    def run(
-        self,
-        data: Sequence[Any] | Mapping[str, Any],
-        *,
-        model: str | None = None,
-        version: str | None = None,
-        layout: Layout = "records",
-        request_id: str | None = None,
-    ) -> list[PredictionRecord]:
-        """Validate, infer and build the records to store, with fresh ids: the synchronous half of `predict`.
-
-        Raises:
-            ValidationFailed: with every problem of every record; nothing was run.
-            ModelNotFound, BundleError: the model cannot be loaded.
-        """
-        manifest, batch, outputs, latency_ms = self._infer(data, model, version, layout)
-        predictions = build_predictions(manifest, outputs, new_prediction_ids(len(batch)))
-        now = self._clock()
-        return [
-            PredictionRecord(
-                prediction=p, features=f, created_at=now, latency_ms=latency_ms, request_id=request_id
-            )
-            for p, f in zip(predictions, batch.records(), strict=True)
-        ]
-
-    def predict_unrecorded(
-        self,
-        data: Sequence[Any] | Mapping[str, Any],
-        *,
-        model: str | None = None,
-        version: str | None = None,
-        layout: Layout = "records",
-    ) -> list[Prediction]:
-        """Predictions recorded nowhere, so they carry no id: for notebooks and scripts that opt out."""
-        manifest, batch, outputs, _ = self._infer(data, model, version, layout)
-        return build_predictions(manifest, outputs, [None] * len(batch))
-
-    def _infer(
-        self, data: Any, model: str | None, version: str | None, layout: Layout
-    ) -> tuple[ModelManifest, ValidatedBatch, TaskOutputs, float]:
-        runtime = self.runtime(model, version)
-        manifest = runtime.manifest
-        started = time.perf_counter()
-        batch = _validate(manifest, data, layout)
-        outputs = runtime.infer(batch)
-        return manifest, batch, outputs, (time.perf_counter() - started) * 1000.0
+        return self._store is not None
 
     async def predict(
         self,
@@ -149,55 +139,121 @@ class PredictionService:
 
         Raises:
             ValidationFailed: nothing was predicted or recorded.
-            StoreUnavailable: retryable; no prediction of this call was returned.
+            ModelNotFound, BundleError: the model cannot be had.
+            RuntimeUnavailable, StoreUnavailable: retryable; no prediction of this call was returned.
         """
-
-        def work() -> list[PredictionRecord]:
-            return self.run(data, model=model, version=version, layout=layout, request_id=request_id)
-
-        records = work() if self._offload is None else await self._offload(work)
-        if self.store is not None:
-            manifest = self.runtime(model, version).manifest
+        runtime = self._models.runtime(model, version)
+        manifest = runtime.manifest
+        started = time.perf_counter()
+        batch = validate(manifest, data, layout)
+        outputs = await self._inference.infer(runtime, batch)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        predictions = build_predictions(manifest, outputs, new_prediction_ids(len(batch)))
+        if self._store is not None:
             await self._ensure_registered(manifest)
-            await self.store.record(records)
-        return [r.prediction for r in records]
+            now = self._clock()
+            await self._store.record(
+                [
+                    PredictionRecord(
+                        prediction=p, features=f, created_at=now, latency_ms=latency_ms, request_id=request_id
+                    )
+                    for p, f in zip(predictions, batch.records(), strict=True)
+                ]
+            )
+        return predictions
+
+    def predict_unrecorded(
+        self,
+        data: Sequence[Any] | Mapping[str, Any],
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        layout: Layout = "records",
+    ) -> list[Prediction]:
+        """Predictions recorded nowhere, so they carry no id: for notebooks and scripts that opt out.
+
+        Synchronous (inference inline), so it works where no event loop may be started.
+        """
+        runtime = self._models.runtime(model, version)
+        manifest = runtime.manifest
+        outputs = runtime.infer(validate(manifest, data, layout))
+        return build_predictions(manifest, outputs, [None] * _rows(outputs))
 
     async def _ensure_registered(self, manifest: ModelManifest) -> None:
-        key = (manifest.name, manifest.version)
-        if key not in self._registered and self.store is not None:
-            await self.store.register_model(manifest)
-            self._registered.add(key)
+        identity = manifest.identity
+        if identity not in self._registered and self._store is not None:
+            await self._store.register_model(manifest)
+            self._registered.add(identity)
 
     async def get_prediction(self, prediction_id: uuid.UUID) -> PredictionRecord:
-        """A recorded prediction with its input. Raises PredictionNotFound."""
+        """A recorded prediction with its input. Raises PredictionNotFound, RecordingDisabled."""
         return await self._require_store().get(prediction_id)
 
     async def record_feedback(self, prediction_id: uuid.UUID, actual: Any) -> Feedback:
-        """Record the ground truth of a prediction, checked against its model's task.
+        """Record the ground truth of a prediction, checked against the task of the version that made it.
+
+        The version's manifest comes from the store, so feedback works after its bundle is removed.
 
         Raises:
             PredictionNotFound: no such prediction.
             InvalidFeedback: a class the model does not know, or not a finite number for regression.
+            RecordingDisabled: the service records nothing.
         """
         store = self._require_store()
-        record = await store.get(prediction_id)
-        manifest = self.runtime(record.prediction.model.name, record.prediction.model.version).manifest
+        identity = (await store.get(prediction_id)).prediction.model
+        manifest = await store.get_model(identity.name, identity.version)
         feedback = Feedback(
             prediction_id=prediction_id, actual=check_actual(manifest, actual), received_at=self._clock()
         )
         await store.record_feedback(feedback)
         return feedback
 
+    async def status(self) -> ServiceStatus:
+        """Readiness: the default model loads and, when recording, the store is reachable."""
+        model = self._model_status()
+        health = None if self._store is None else await self._store.health()
+        unavailable: Unavailable | None = None
+        if model.error is not None:
+            unavailable = RuntimeUnavailable(
+                f"model {model.name!r} is not loaded: {model.error}", retry_after=MODEL_RETRY_AFTER_S
+            )
+        elif health is not None and not health.reachable:
+            unavailable = StoreUnavailable(
+                f"database unreachable: {health.detail}", retry_after=STORE_RETRY_AFTER_S
+            )
+        return ServiceStatus(recording=self.recording, model=model, store=health, unavailable=unavailable)
+
+    def _model_status(self) -> ModelStatus:
+        try:
+            description = self._models.describe()
+        except PredictorError as exc:  # the default model is gone or its source unreadable
+            return ModelStatus(name=self._models.default_model, error=str(exc))
+        manifest, execution = description.manifest, description.execution
+        return ModelStatus(
+            name=manifest.name,
+            identity=manifest.identity,
+            task=manifest.task,
+            provider=execution.providers[0] if execution and execution.providers else None,
+            error=description.load_error,
+        )
+
     def _require_store(self) -> PredictionStore:
-        if self.store is None:
-            raise ConfigurationError("this service records nothing (no store); lookups and feedback need one")
-        return self.store
+        if self._store is None:
+            raise RecordingDisabled(
+                "this service records nothing (recording is off); lookups and feedback need a store"
+            )
+        return self._store
 
 
-def _validate(manifest: ModelManifest, data: Any, layout: Layout) -> ValidatedBatch:
+def validate(manifest: ModelManifest, data: Any, layout: Layout) -> ValidatedBatch:
+    """The validation stage: records or columns against the manifest's schema."""
     if layout == "columns":
         return validate_columns(manifest.schema, data)
     return validate_records(manifest.schema, data)
+
+
+def _rows(outputs: TaskOutputs) -> int:
+    return len(outputs.values if isinstance(outputs, RegressorOutputs) else outputs.labels)
 
 
 def check_actual(manifest: ModelManifest, actual: Any) -> Label | float:

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from predictor.cli import main
-from predictor_core import PredictionService, Task
+from predictor_core import Task
 from predictor_sql import SqlPredictionStore, create_engine
 from predictor_sql.datasets import import_rows
 from predictor_sql.tables import dataset_rows
-from tests.fakes import InMemoryModelSource, toy_manifest
+from tests.fakes import fake_service, toy_manifest
 
 MANIFEST = toy_manifest(Task.BINARY, name="cli_toy")
 ROWS = [{"x": float(i), "y": 100.0, "n": 1, "flag": True, "colour": "green"} for i in range(0, 100, 10)]
@@ -37,7 +37,7 @@ async def record_some(url: str) -> list:
     store = SqlPredictionStore(url)
     await store.start()
     try:
-        service = PredictionService(InMemoryModelSource([MANIFEST]), store, default_model=MANIFEST.name)
+        service = fake_service([MANIFEST], store)[0]
         predictions = await service.predict(ROWS, request_id="cli-test")
         await service.record_feedback(predictions[0].prediction_id, predictions[0].label)
         await service.record_feedback(

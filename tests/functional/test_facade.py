@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from predictor.facade import Model, load_model, predict
+from predictor.facade import Model, close, load_model, predict
 from predictor_core import (
     BinaryPrediction,
     MulticlassPrediction,
@@ -21,9 +22,12 @@ from predictor_onnx.reference.datasets import load_dataset
 
 
 @pytest.fixture(autouse=True)
-def plain_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def plain_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("PREDICTOR_MODEL", "PREDICTOR_MODEL_DIRS", "PREDICTOR_DEVICE", "PREDICTOR_CONFIG"):
         monkeypatch.delenv(name, raising=False)
+    close()  # the facade reads settings once: each test starts from its own environment
+    yield
+    close()
 
 
 def first_record(name: str) -> dict[str, object]:

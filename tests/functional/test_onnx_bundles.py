@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from predictor_core import BundleError, ModelManifest, ModelNotFound
+from predictor_core import BundleError, ModelManifest, ModelNotFound, ModelRegistry
 from predictor_onnx import BundleDirectory, OnnxRuntime, read_bundle, reference_root
 
 SHIPPED = reference_root()
@@ -36,7 +36,7 @@ def test_newest_version_wins_with_numeric_ordering(tmp_path: Path) -> None:
     for version in ("1.9.0", "1.10.0", "1.2.0"):
         copy_bundle(tmp_path, version=version)
     source = BundleDirectory([tmp_path])
-    assert source.load("breast_cancer").manifest.version == "1.10.0"
+    assert ModelRegistry(source, default_model="breast_cancer").resolve().version == "1.10.0"
     assert source.load("breast_cancer", "1.2.0").manifest.version == "1.2.0"
     assert [m.version for m in source.list_models()] == ["1.2.0", "1.9.0", "1.10.0"]
 
@@ -51,17 +51,17 @@ def test_first_root_wins_a_clash(tmp_path: Path) -> None:
 
 def test_loads_an_explicit_bundle_by_its_name_never_a_name_as_a_path(tmp_path: Path) -> None:
     bundle = copy_bundle(tmp_path)
-    runtime = BundleDirectory([], bundles=[bundle]).load("breast_cancer")
+    runtime = BundleDirectory([], bundles=[bundle]).load("breast_cancer", "1.0.0")
     assert isinstance(runtime, OnnxRuntime)
     assert runtime.manifest.name == "breast_cancer"
     with pytest.raises(ModelNotFound):
-        BundleDirectory([]).load(str(bundle))
+        BundleDirectory([]).load(str(bundle), "1.0.0")
 
 
 def test_unknown_model_and_version_say_what_exists() -> None:
     source = BundleDirectory([SHIPPED])
     with pytest.raises(ModelNotFound, match=r"no model 'iris'; available: breast_cancer, diabetes, penguins"):
-        source.load("iris")
+        source.load("iris", "1.0.0")
     with pytest.raises(ModelNotFound, match=r"no version '9'; available: 1.0.0"):
         source.load("penguins", "9")
 
@@ -70,7 +70,7 @@ def test_missing_model_file_is_refused(tmp_path: Path) -> None:
     bundle = copy_bundle(tmp_path)
     (bundle / "model.onnx").unlink()
     with pytest.raises(BundleError, match=r"has no readable model.onnx"):
-        BundleDirectory([tmp_path]).load("breast_cancer")
+        BundleDirectory([tmp_path]).load("breast_cancer", "1.0.0")
 
 
 def test_missing_manifest_is_refused(tmp_path: Path) -> None:
@@ -90,14 +90,14 @@ def test_truncated_model_is_refused_by_its_hash(tmp_path: Path) -> None:
     data = (bundle / "model.onnx").read_bytes()
     (bundle / "model.onnx").write_bytes(data[: len(data) // 2])
     with pytest.raises(BundleError, match=r"corrupt or altered: its SHA-256 is"):
-        BundleDirectory([tmp_path]).load("penguins")
+        BundleDirectory([tmp_path]).load("penguins", "1.0.0")
 
 
 def test_tampered_model_is_refused_even_when_still_valid_onnx(tmp_path: Path) -> None:
     bundle = copy_bundle(tmp_path)
     (bundle / "model.onnx").write_bytes((SHIPPED / "diabetes" / "1.0.0" / "model.onnx").read_bytes())
     with pytest.raises(BundleError, match=r"corrupt or altered"):
-        BundleDirectory([tmp_path]).load("breast_cancer")
+        BundleDirectory([tmp_path]).load("breast_cancer", "1.0.0")
 
 
 def test_corrupt_manifest_is_refused_and_skipped_when_listing(
@@ -127,7 +127,7 @@ def test_manifest_disagreeing_with_the_graph_is_refused(tmp_path: Path) -> None:
     renamed = msgspec.structs.replace(manifest.onnx.inputs[0], name="features")
     rewrite_manifest(bundle, onnx=msgspec.structs.replace(manifest.onnx, inputs=(renamed,)))
     with pytest.raises(BundleError, match=r"graph inputs .* differ from the manifest's"):
-        BundleDirectory([tmp_path]).load("breast_cancer")
+        BundleDirectory([tmp_path]).load("breast_cancer", "1.0.0")
 
 
 def test_unsupported_opset_is_refused_with_onnxruntimes_reason(tmp_path: Path) -> None:
@@ -150,4 +150,4 @@ def test_unsupported_opset_is_refused_with_onnxruntimes_reason(tmp_path: Path) -
         onnx=msgspec.structs.replace(manifest.onnx, opsets=opsets),
     )
     with pytest.raises(BundleError, match=r"onnxruntime .* cannot load model 'breast_cancer'"):
-        BundleDirectory([tmp_path]).load("breast_cancer")
+        BundleDirectory([tmp_path]).load("breast_cancer", "1.0.0")

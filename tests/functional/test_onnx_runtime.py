@@ -30,7 +30,7 @@ HAS_CUDA = CUDA in ort.get_available_providers()
 
 @pytest.fixture(scope="module")
 def penguins() -> OnnxRuntime:
-    return BundleDirectory([SHIPPED]).load("penguins")
+    return BundleDirectory([SHIPPED]).load("penguins", "1.0.0")
 
 
 def penguin(**changes: object) -> dict[str, object]:
@@ -65,12 +65,12 @@ def test_cuda_without_onnxruntime_gpu_fails_fast() -> None:
     with pytest.raises(
         ConfigurationError, match=r"onnxruntime-gpu is not installed \(install predictor-core\[gpu\]\)"
     ):
-        BundleDirectory([SHIPPED], device="cuda").load("breast_cancer")
+        BundleDirectory([SHIPPED], device="cuda").load("breast_cancer", "1.0.0")
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="onnxruntime-gpu is installed here: auto would pick CUDA")
 def test_auto_without_cuda_reports_the_cpu() -> None:
-    runtime = BundleDirectory([SHIPPED], device="auto").load("breast_cancer")
+    runtime = BundleDirectory([SHIPPED], device="auto").load("breast_cancer", "1.0.0")
     assert runtime.execution.requested == "auto"
     assert runtime.execution.providers == ("CPUExecutionProvider",)
 
@@ -78,7 +78,7 @@ def test_auto_without_cuda_reports_the_cpu() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and a CUDA device (none on this machine)")
 def test_cuda_session_reports_cpu_bound_tree_nodes() -> None:
-    runtime = BundleDirectory([SHIPPED], device="cuda").load("penguins")
+    runtime = BundleDirectory([SHIPPED], device="cuda").load("penguins", "1.0.0")
     assert runtime.execution.providers[0] == CUDA
     assert runtime.execution.nodes_per_provider.get("CPUExecutionProvider", 0) > 0
     assert "CPU kernels only" in runtime.execution.note

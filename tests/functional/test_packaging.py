@@ -38,7 +38,7 @@ def test_serving_needs_neither_pandas_nor_scikit_learn():
         sys.meta_path.insert(0, Block())
         from predictor import predict
         from predictor.settings import Settings
-        from predictor.bootstrap import build_model_source
+        from predictor.wiring import build_model_source
         import predictor_litestar, predictor_sql
         source = build_model_source(Settings())
         for manifest in source.list_models():

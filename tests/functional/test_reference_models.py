@@ -19,7 +19,7 @@ SOURCE = BundleDirectory([reference_root()])
 @pytest.mark.parametrize("name", DATASETS)
 def test_every_row_validates_and_the_bundle_matches_its_recipe_on_the_whole_dataset(name: str) -> None:
     data = load_dataset(name)
-    runtime = SOURCE.load(name)
+    runtime = SOURCE.load(name, "1.0.0")
     schema = runtime.manifest.schema
     assert list(data.frame.columns) == list(schema.names)
     batch = validate_columns(schema, {c: column_values(data.frame[c]) for c in data.frame.columns})
@@ -38,7 +38,7 @@ def test_every_row_validates_and_the_bundle_matches_its_recipe_on_the_whole_data
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_examples_validate_and_manifests_are_complete(name: str) -> None:
-    manifest = SOURCE.load(name).manifest
+    manifest = SOURCE.load(name, "1.0.0").manifest
     schema = manifest.schema
     assert schema.examples
     validate_columns(schema, {n: [e.get(n) for e in schema.examples] for n in schema.names})
@@ -54,7 +54,7 @@ def test_examples_validate_and_manifests_are_complete(name: str) -> None:
 
 
 def test_breast_cancer_schema_carries_the_datas_invariants() -> None:
-    schema = SOURCE.load("breast_cancer").manifest.schema
+    schema = SOURCE.load("breast_cancer", "1.0.0").manifest.schema
     rules = {r.name: r.expr for r in schema.rules}
     measures = [n.removeprefix("mean_") for n in schema.names if n.startswith("mean_")]
     assert len(measures) == 10
@@ -64,13 +64,13 @@ def test_breast_cancer_schema_carries_the_datas_invariants() -> None:
     assert rules["mean_isoperimetric"] == "mean_perimeter ^ 2 >= 4 * pi * mean_area"
     assert rules["worst_isoperimetric"] == "worst_perimeter ^ 2 >= 4 * pi * worst_area"
     assert schema.feature("mean_area").unit == "px²"
-    assert SOURCE.load("breast_cancer").manifest.positive_class == "malignant"
+    assert SOURCE.load("breast_cancer", "1.0.0").manifest.positive_class == "malignant"
 
 
 def test_breast_cancer_rules_refuse_an_impossible_record() -> None:
     from predictor_core import ValidationFailed, validate_record
 
-    schema = SOURCE.load("breast_cancer").manifest.schema
+    schema = SOURCE.load("breast_cancer", "1.0.0").manifest.schema
     record = dict(schema.examples[0]) | {"worst_radius": schema.examples[0]["mean_radius"] - 1}
     with pytest.raises(ValidationFailed) as caught:
         validate_record(schema, record)
@@ -78,7 +78,7 @@ def test_breast_cancer_rules_refuse_an_impossible_record() -> None:
 
 
 def test_penguins_declares_nullable_categories_and_bounded_nullable_numbers() -> None:
-    schema = SOURCE.load("penguins").manifest.schema
+    schema = SOURCE.load("penguins", "1.0.0").manifest.schema
     assert schema.feature("island").categories == ("Biscoe", "Dream", "Torgersen")
     assert schema.feature("sex").categories == ("female", "male")
     assert schema.feature("sex").kind is FeatureKind.CATEGORY
@@ -92,7 +92,7 @@ def test_penguins_declares_nullable_categories_and_bounded_nullable_numbers() ->
 
 
 def test_diabetes_uses_real_units_readable_names_and_the_cholesterol_rule() -> None:
-    schema = SOURCE.load("diabetes").manifest.schema
+    schema = SOURCE.load("diabetes", "1.0.0").manifest.schema
     assert schema.names == ("age", "sex", "bmi", "bp", "tc", "ldl", "hdl", "tch", "ltg", "glu")
     assert schema.feature("tc").unit == "mg/dL"
     assert schema.feature("age").kind is FeatureKind.INTEGER

@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from predictor_core import PredictionService, Task
+from predictor_core import Task
 from predictor_sql import SqlPredictionStore
-from tests.fakes import InMemoryModelSource, toy_manifest
+from tests.fakes import fake_service, toy_manifest
 from tests.functional.test_sql_schema import SQL_DIR, sync_url
 
 pytestmark = pytest.mark.postgres
@@ -39,7 +39,7 @@ async def test_app_role_records_but_cannot_update_or_delete(app_login: str) -> N
     store = SqlPredictionStore(app_login)
     await store.start()
     try:
-        service = PredictionService(InMemoryModelSource([MANIFEST]), store, default_model=MANIFEST.name)
+        service = fake_service([MANIFEST], store)[0]
         [prediction] = await service.predict([{"x": 1.0, "y": 2.0, "n": 1, "flag": True, "colour": "red"}])
         assert prediction.prediction_id is not None
         assert (await store.get(prediction.prediction_id)).prediction == prediction

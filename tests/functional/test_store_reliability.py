@@ -16,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 from predictor_core import ConfigurationError, PredictionService, StoreUnavailable, Task
 from predictor_sql import SqlPredictionStore, is_unavailable
 from predictor_sql.tables import model_inputs, model_outputs
-from tests.fakes import InMemoryModelSource, toy_manifest
+from tests.fakes import fake_service, toy_manifest
 from tests.functional.conftest import ThrowawayCluster, create_database, temporary_database
 from tests.functional.server import free_port
 from tests.functional.test_sql_schema import sync_url
@@ -26,7 +26,7 @@ ROW = {"x": 1.0, "y": 2.0, "n": 1, "flag": True, "colour": "blue"}
 
 
 def service(store: SqlPredictionStore) -> PredictionService:
-    return PredictionService(InMemoryModelSource([MANIFEST]), store, default_model=MANIFEST.name)
+    return fake_service([MANIFEST], store)[0]
 
 
 @contextlib.asynccontextmanager

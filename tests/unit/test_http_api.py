@@ -11,15 +11,16 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from predictor_core import PredictionService, Task
+from predictor_core import PredictionStore, Task, ThreadedInference
 from predictor_litestar import ApiOptions, create_app
 from tests.fakes import (
     FailingStore,
-    InMemoryModelSource,
     InMemoryPredictionStore,
     SlowRuntime,
+    fake_service,
     toy_manifest,
 )
 
@@ -31,6 +32,11 @@ MODELS = [
 ]
 
 
+def app_for(store: PredictionStore | None, options: ApiOptions | None = None, **wiring: Any) -> Litestar:
+    service, registry = fake_service(MODELS, store, **wiring)
+    return create_app(service, registry, options)
+
+
 @pytest.fixture
 def store() -> InMemoryPredictionStore:
     return InMemoryPredictionStore()
@@ -38,8 +44,7 @@ def store() -> InMemoryPredictionStore:
 
 @pytest.fixture
 async def client(store: InMemoryPredictionStore) -> AsyncIterator[AsyncTestClient[Any]]:
-    service = PredictionService(InMemoryModelSource(MODELS), store, default_model="toy")
-    app = create_app(service, ApiOptions(max_batch=5, max_body_bytes=10_000, database="memory://"))
+    app = app_for(store, ApiOptions(max_batch=5, max_body_bytes=10_000, database="memory://"))
     async with AsyncTestClient(app) as c:
         yield c
 
@@ -251,8 +256,7 @@ async def test_health_probes(client) -> None:
 
 async def test_store_down_gives_503_with_retry_after_and_not_ready() -> None:
     store = FailingStore()
-    service = PredictionService(InMemoryModelSource(MODELS), store, default_model="toy")
-    async with AsyncTestClient(create_app(service)) as c:
+    async with AsyncTestClient(app_for(store)) as c:
         r = await c.post("/predict", json={"features": GOOD})
         assert r.status_code == 503
         assert r.headers["retry-after"] == "2"
@@ -266,8 +270,7 @@ async def test_store_down_gives_503_with_retry_after_and_not_ready() -> None:
 
 
 async def test_recording_off_is_said_on_health() -> None:
-    service = PredictionService(InMemoryModelSource(MODELS), None, default_model="toy")
-    async with AsyncTestClient(create_app(service)) as c:
+    async with AsyncTestClient(app_for(None)) as c:
         assert (await c.post("/predict", json={"features": GOOD})).status_code == 200
         health = (await c.get("/health")).json()
         assert health["recording"] is False
@@ -279,8 +282,7 @@ async def test_unexpected_errors_are_500_problems_without_details() -> None:
         async def record(self, records: Any, /) -> None:
             raise RuntimeError("secret connection string postgres://u:pw@h")
 
-    service = PredictionService(InMemoryModelSource(MODELS), Broken(), default_model="toy")
-    async with AsyncTestClient(create_app(service)) as c:
+    async with AsyncTestClient(app_for(Broken())) as c:
         r = await c.post("/predict", json={"features": GOOD})
     assert r.status_code == 500
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -289,9 +291,8 @@ async def test_unexpected_errors_are_500_problems_without_details() -> None:
 
 
 async def test_offloaded_inference_does_not_stall_the_event_loop() -> None:
-    source = InMemoryModelSource(MODELS, factory=lambda m: SlowRuntime(m, delay=0.3))
-    service = PredictionService(source, None, default_model="toy", offload=asyncio.to_thread)
-    transport = httpx.ASGITransport(app=create_app(service))  # same event loop, concurrent requests
+    app = app_for(None, factory=lambda m: SlowRuntime(m, delay=0.3), inference=ThreadedInference())
+    transport = httpx.ASGITransport(app=app)  # same event loop, concurrent requests
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         predict = asyncio.create_task(c.post("/predict", json={"features": GOOD}))
         await asyncio.sleep(0.05)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 
-from predictor_core import Feature, FeatureSchema, PredictionService, Task
+from predictor_core import Feature, FeatureSchema, Task
 from predictor_litestar import create_app
-from tests.fakes import InMemoryModelSource, InMemoryPredictionStore, toy_manifest
+from tests.fakes import InMemoryPredictionStore, fake_service, toy_manifest
 
 GOOD = {"x": 1.0, "y": 2.0, "n": 3, "flag": True, "colour": "red"}
 
@@ -33,8 +33,8 @@ def store() -> InMemoryPredictionStore:
 @pytest.fixture
 async def client(store) -> AsyncIterator[AsyncTestClient[Any]]:
     models = [toy_manifest(), toy_manifest(Task.MULTICLASS, name="multi"), numeric_manifest()]
-    service = PredictionService(InMemoryModelSource(models), store, default_model="toy")
-    async with AsyncTestClient(create_app(service)) as c:
+    service, registry = fake_service(models, store, default_model="toy")
+    async with AsyncTestClient(create_app(service, registry)) as c:
         yield c
 
 

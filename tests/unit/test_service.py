@@ -1,4 +1,3 @@
-import asyncio
 import datetime as dt
 import uuid
 
@@ -15,9 +14,11 @@ from predictor_core import (
     MulticlassPrediction,
     PredictionNotFound,
     PredictionService,
+    RecordingDisabled,
     RegressionPrediction,
     StoreUnavailable,
     Task,
+    ThreadedInference,
     ValidationFailed,
     build_predictions,
     new_prediction_id,
@@ -27,23 +28,17 @@ from tests.fakes import (
     CREATED,
     FailingStore,
     FakeRuntime,
-    InMemoryModelSource,
     InMemoryPredictionStore,
+    fake_service,
     toy_manifest,
 )
 
 GOOD = {"x": 30.0, "y": 40.0, "n": 1, "flag": False, "colour": "green"}
 
 
-def make_service(store=None, *manifests, **options):
-    manifests = manifests or (toy_manifest(),)
-    return PredictionService(
-        InMemoryModelSource(manifests),
-        store,
-        default_model=manifests[0].name,
-        clock=lambda: CREATED,
-        **options,
-    )
+def make_service(store=None, *manifests, **options) -> PredictionService:
+    service, _ = fake_service(manifests, store, clock=lambda: CREATED, **options)
+    return service
 
 
 async def test_predict_records_inputs_and_outputs_before_returning():
@@ -88,28 +83,30 @@ async def test_store_down_means_no_prediction_is_returned_and_it_recovers():
     assert list(store.records) == [prediction.prediction_id]
 
 
-async def test_columns_layout_and_offload():
+async def test_columns_layout_and_the_inference_seam():
     calls = []
 
-    async def offload(fn):
-        calls.append(fn)
-        return await asyncio.to_thread(fn)
+    class Counting(ThreadedInference):
+        async def infer(self, runtime, batch, /):
+            calls.append(len(batch))
+            return await super().infer(runtime, batch)
 
-    service = make_service(InMemoryPredictionStore(), offload=offload)
+    service = make_service(InMemoryPredictionStore(), inference=Counting())
     columns = {k: [v, v] for k, v in GOOD.items()}
     predictions = await service.predict(columns, layout="columns")
     assert len(predictions) == 2
     assert len(calls) == 1
 
 
-def test_run_without_store_says_so():
+async def test_predict_without_store_says_so():
     service = make_service(None)
     assert not service.recording
-    (record,) = service.run([GOOD])
-    assert record.features == GOOD
-    assert isinstance(record.prediction.prediction_id, uuid.UUID)
+    (prediction,) = await service.predict([GOOD])
+    assert isinstance(prediction.prediction_id, uuid.UUID)
     with pytest.raises(ConfigurationError, match="records nothing"):
-        asyncio.run(service.get_prediction(record.prediction_id))
+        await service.get_prediction(prediction.prediction_id)
+    with pytest.raises(RecordingDisabled):
+        await service.record_feedback(prediction.prediction_id, "yes")
 
 
 async def test_models_are_loaded_once_and_versions_side_by_side():
@@ -120,10 +117,10 @@ async def test_models_are_loaded_once_and_versions_side_by_side():
         loads.append(manifest.version)
         return FakeRuntime(manifest)
 
-    service = PredictionService(InMemoryModelSource([v1, v2], factory), None, default_model="toy")
-    assert service.runtime().manifest.version == "2"  # newest when not named
-    assert service.runtime("toy", "1").manifest.version == "1"
-    assert service.runtime("toy", "1") is service.runtime("toy", "1")
+    service, registry = fake_service([v1, v2], factory=factory)
+    assert registry.runtime().manifest.version == "2"  # newest when not named
+    assert registry.runtime("toy", "1").manifest.version == "1"
+    assert registry.runtime("toy", "1") is registry.runtime("toy", "1")
     assert loads == ["2", "1"]
     (p1,) = await service.predict([GOOD], version="1")
     (p2,) = await service.predict([GOOD], version="2")
@@ -131,7 +128,7 @@ async def test_models_are_loaded_once_and_versions_side_by_side():
     assert isinstance(p2, RegressionPrediction)
     assert p2.value == pytest.approx(70.0)
     with pytest.raises(ModelNotFound):
-        service.runtime("nope")
+        await service.predict([GOOD], model="nope")
 
 
 async def test_multiclass_predictions_name_every_class():
@@ -208,19 +205,20 @@ def test_prediction_ids_are_uuid7_and_time_ordered():
     assert abs(millis[-1] - now) < 60_000
 
 
-def test_predictions_serialise_with_their_task_tag():
-    (record,) = make_service(None).run([GOOD])
-    encoded = msgspec.json.decode(msgspec.json.encode(record.prediction))
+async def test_predictions_serialise_with_their_task_tag():
+    (prediction,) = await make_service(None).predict([GOOD])
+    encoded = msgspec.json.decode(msgspec.json.encode(prediction))
     assert encoded["task"] == "binary"
-    assert encoded["model"] == {"name": "toy", "version": "1", "sha256": record.prediction.model.sha256}
+    assert encoded["model"] == {"name": "toy", "version": "1", "sha256": prediction.model.sha256}
 
 
 def test_unrecorded_predictions_carry_no_id():
-    service = make_service(InMemoryPredictionStore())
+    store = InMemoryPredictionStore()
+    service = make_service(store)
     (prediction,) = service.predict_unrecorded([GOOD])
     assert prediction.prediction_id is None
     assert prediction.label == "yes"
-    assert service.store.records == {}
+    assert store.records == {}
 
 
 def test_bulk_ids_are_uuid7_unique_and_share_the_millisecond():

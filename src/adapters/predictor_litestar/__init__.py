@@ -1,6 +1,6 @@
-"""The HTTP adapter: a Litestar + msgspec API around `PredictionService`, with RFC 9457 errors and OIP v2."""
+"""The HTTP adapter: a Litestar + msgspec API over the use cases, with RFC 9457 errors and OIP v2."""
 
 from predictor_litestar.app import create_app
-from predictor_litestar.context import ApiOptions
+from predictor_litestar.options import ApiOptions
 
 __all__ = ["ApiOptions", "create_app"]

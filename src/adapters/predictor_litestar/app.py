@@ -1,4 +1,4 @@
-"""The Litestar application: routes, the problem-details table, limits and OpenAPI, around one service.
+"""The Litestar application: the routers, the problem-details table, limits and OpenAPI, around the use cases.
 
 Docs: Swagger UI at `/docs`, ReDoc at `/docs/redoc`, the OpenAPI 3.1 spec at `/docs/openapi.json`.
 """
@@ -13,10 +13,12 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
-from predictor_core import PredictionService
-from predictor_litestar.context import ApiContext, ApiOptions
+from predictor_core import ModelRegistry, PredictionService
+from predictor_litestar.dependencies import dependencies
+from predictor_litestar.openapi import document_bodies
+from predictor_litestar.options import ApiOptions
 from predictor_litestar.problems import exception_handlers
-from predictor_litestar.routes import health, models, predict, predictions, v2
+from predictor_litestar.routes import ROUTERS
 
 __all__ = ["create_app"]
 
@@ -24,26 +26,24 @@ Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
 
 
 def create_app(
-    service: PredictionService, options: ApiOptions | None = None, *, lifespan: Sequence[Lifespan] = ()
+    service: PredictionService,
+    models: ModelRegistry,
+    options: ApiOptions | None = None,
+    *,
+    lifespan: Sequence[Lifespan] = (),
 ) -> Litestar:
-    """The HTTP API for `service`; loads the default model now, so a broken bundle fails at start-up.
+    """The HTTP API over the prediction use case and the model registry; loads no model itself.
 
     Args:
-        service: the prediction use case, already wired to its model source and store.
+        service: predict, look up, feedback, readiness; already wired to its store.
+        models: the model registry (catalogue, descriptions); its default model documents the examples.
         options: limits and facts for the HTTP layer.
-        lifespan: context managers run around the server's life (e.g. opening and closing the store).
+        lifespan: context managers run around the server's life (e.g. the wiring that opens the store).
     """
     options = options or ApiOptions()
-    ctx = ApiContext(service=service, options=options, default=service.runtime().manifest)
-    handlers = [
-        *predict.routes(ctx),
-        *predictions.routes(ctx),
-        *models.routes(ctx),
-        *health.routes(ctx),
-        *v2.routes(ctx),
-    ]
-    return Litestar(
-        route_handlers=handlers,
+    app = Litestar(
+        route_handlers=ROUTERS,
+        dependencies=dependencies(service, models, options),
         exception_handlers=exception_handlers,
         request_max_body_size=options.max_body_bytes,
         lifespan=list(lifespan),
@@ -56,3 +56,5 @@ def create_app(
             render_plugins=[SwaggerRenderPlugin(path="/"), RedocRenderPlugin(path="/redoc")],
         ),
     )
+    document_bodies(app, models.resolve(), options)
+    return app

@@ -2,7 +2,11 @@
 
 Domain errors (predictor_core.errors) and HTTP errors (Litestar's, and ours for bodies) all end here, so
 every error has the same shape and no stack trace or exception text of an unexpected error leaks out.
+Only `Unavailable` is retryable (503 with Retry-After); a conflict is 409, a server-side fault 500.
 Open Inference Protocol routes (`/v2/...`) get an extra `error` member, which is what v2 clients read.
+
+Validation problems are located in the request body by the handler's declared body (`opt["body"]`):
+a single record's at ["features", feature], a batch's at ["records", i, feature].
 """
 
 from __future__ import annotations
@@ -19,16 +23,22 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from predictor_core import (
     BundleError,
     ConfigurationError,
+    Conflict,
     InvalidFeedback,
     NotFound,
     PredictorError,
     Problem,
+    RecordingDisabled,
     SchemaError,
+    StoreRejected,
     Unavailable,
     ValidationFailed,
 )
 
-__all__ = ["PROBLEM_JSON", "ProblemBody", "ProblemDetail", "exception_handlers", "located"]
+__all__ = ["BODY", "PROBLEM_JSON", "ProblemBody", "ProblemDetail", "exception_handlers"]
+
+BODY = "body"
+"""Handler `opt` key naming the request body's top-level member ("features", "records", "inputs")."""
 
 PROBLEM_JSON = "application/problem+json"
 _log = logging.getLogger("predictor_litestar")
@@ -55,21 +65,12 @@ class ProblemBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     error: str | None = None
 
 
-class Located(Exception):
-    """A ValidationFailed whose problem locations are already paths into the request body."""
-
-    def __init__(self, errors: list[ProblemDetail]) -> None:
-        super().__init__(f"{len(errors)} invalid value(s)")
-        self.errors = errors
-
-
-def located(failure: ValidationFailed, prefix: tuple[str, ...], *, single: bool) -> Located:
-    """Turn core problem locations (record index, feature) into body paths.
-
-    A single record's problems are at ["features", feature]; a batch's at ["records", i, feature];
-    problems about the whole batch (e.g. empty) at the prefix itself.
-    """
-    return Located([_detail(p, prefix, single) for p in failure.problems])
+def _details(request: Request[Any, Any, Any], failure: ValidationFailed) -> list[ProblemDetail]:
+    """Core problem locations (record index, feature) as paths into this route's request body."""
+    handler = request.scope.get("route_handler")
+    body = handler.opt.get(BODY) if handler is not None else None
+    prefix = () if body is None else (body,)
+    return [_detail(p, prefix, single=body == "features") for p in failure.problems]
 
 
 def _detail(problem: Problem, prefix: tuple[str, ...], single: bool) -> ProblemDetail:
@@ -79,18 +80,19 @@ def _detail(problem: Problem, prefix: tuple[str, ...], single: bool) -> ProblemD
     return ProblemDetail(loc=[*prefix, *loc], code=str(problem.code), msg=problem.msg, value=problem.value)
 
 
-# error kind -> status and title; domain messages are written for users, so `detail` is the message
+# error kind -> status and title, first match wins; domain messages are written for users: `detail`
 _TABLE: list[tuple[type[BaseException], int, str]] = [
-    (Located, 422, "Invalid features"),
     (ValidationFailed, 422, "Invalid features"),
     (InvalidFeedback, 422, "Invalid feedback"),
+    (RecordingDisabled, 404, "Not found"),
     (NotFound, 404, "Not found"),
+    (Conflict, 409, "Conflict"),
     (Unavailable, 503, "Service unavailable"),
-    (BundleError, 503, "Model unavailable"),
-    (SchemaError, 503, "Model unavailable"),
-    (ConfigurationError, 503, "Model unavailable"),
+    (BundleError, 500, "Model unavailable"),
+    (SchemaError, 500, "Model unavailable"),
+    (StoreRejected, 500, "Not recorded"),
+    (ConfigurationError, 500, "Server misconfigured"),
 ]
-_MODEL_RETRY_AFTER = 30
 
 
 def _answer(
@@ -108,16 +110,14 @@ def _domain(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status, title = found
     errors: list[ProblemDetail] | None = None
     detail = str(exc)
-    if isinstance(exc, Located):
-        errors = exc.errors
-        detail = f"{len(errors)} invalid value{'s' if len(errors) != 1 else ''}; see errors"
-    elif isinstance(exc, ValidationFailed):
-        errors = [_detail(p, (), False) for p in exc.problems]
+    if isinstance(exc, ValidationFailed):
+        errors = _details(request, exc)
         detail = f"{len(errors)} invalid value{'s' if len(errors) != 1 else ''}; see errors"
     headers = None
-    if status == 503:
-        wait = exc.retry_after if isinstance(exc, Unavailable) else _MODEL_RETRY_AFTER
-        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+    if isinstance(exc, Unavailable):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    elif status >= 500:  # the operator must hear of it; the message is the domain's, no traceback
+        _log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, detail)
     return _answer(request, ProblemBody(title=title, status=status, detail=detail, errors=errors), headers)
 
 
@@ -150,7 +150,6 @@ _TITLES = {
 }
 
 exception_handlers: dict[int | type[Exception], Any] = {
-    Located: _domain,
     PredictorError: _domain,
     HTTPException: _http,
     Exception: _unexpected,

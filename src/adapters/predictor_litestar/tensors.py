@@ -3,6 +3,7 @@
 A request is a JSON header, optionally followed by raw little-endian tensors when the
 `Inference-Header-Content-Length` header says where the JSON ends. Tensors become flat Python lists here
 (values as sent: a JSON number stays an int or a float); judging them is the domain validator's job.
+Each feature kind has one advertised datatype and a few accepted ones (`DATATYPES`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,29 @@ import msgspec
 import numpy as np
 from litestar.exceptions import ClientException
 
+from predictor_core import FeatureKind, FeatureSchema
 from predictor_litestar.bodies import decode
 
 __all__ = [
+    "DATATYPES",
     "InferInput",
     "InferOutput",
     "InferRequest",
     "InferResponse",
     "RequestedOutput",
     "encode_binary",
+    "infer_example",
     "parse_request",
+    "tensor_bytes",
 ]
+
+DATATYPES = {
+    FeatureKind.NUMBER: ("FP64", {"FP32", "FP64", "INT32", "INT64"}),
+    FeatureKind.INTEGER: ("INT64", {"INT32", "INT64"}),
+    FeatureKind.BOOLEAN: ("BOOL", {"BOOL"}),
+    FeatureKind.CATEGORY: ("BYTES", {"BYTES"}),
+}
+"""Feature kind -> (the datatype advertised in model metadata, the datatypes accepted)."""
 
 _NUMPY = {
     "BOOL": np.dtype("?"),
@@ -205,3 +218,14 @@ def tensor_bytes(datatype: str, values: list[Any]) -> bytes:
             parts.append(struct.pack("<I", len(raw)) + raw)
         return b"".join(parts)
     return np.asarray(values, dtype=_NUMPY[datatype]).tobytes()
+
+
+def infer_example(schema: FeatureSchema) -> dict[str, Any]:
+    """An inference request for the schema's example record: one [1] tensor per feature."""
+    example = schema.example()
+    return {
+        "inputs": [
+            {"name": f.name, "datatype": DATATYPES[f.kind][0], "shape": [1], "data": [example.get(f.name)]}
+            for f in schema.features
+        ]
+    }

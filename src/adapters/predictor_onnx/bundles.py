@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from predictor_core import BundleError, ModelManifest, ModelNotFound, PredictorError
+from predictor_core import BundleError, ModelManifest, ModelNotFound, PredictorError, version_key
 from predictor_onnx.runtime import OnnxRuntime
 
 __all__ = ["BundleDirectory", "is_bundle_path", "read_bundle", "read_manifest"]
@@ -87,29 +86,32 @@ class BundleDirectory:
         self.threads = threads
 
     def list_models(self) -> list[ModelManifest]:
-        """Every readable bundle, by name then version (newest last); broken ones are logged and skipped."""
+        """Every readable bundle, by name then version; broken ones are logged and skipped.
+
+        Raises:
+            BundleError: a bundle named explicitly (`bundles`) cannot be read.
+        """
         return [manifest for manifest, _ in self._found().values()]
 
-    def load(self, name: str, version: str | None = None, /) -> OnnxRuntime:
-        """Load a model version by name (the newest when None).
+    def load(self, name: str, version: str, /) -> OnnxRuntime:
+        """Load one model version (the registry decides which version a bare name means).
 
         Raises:
             ModelNotFound: no bundle with that name or version.
             BundleError: the bundle is missing files, corrupt, tampered with or unsupported.
             ConfigurationError: the configured device cannot be had.
         """
-        found = {key: path for key, (_, path) in self._found().items() if key[0] == name}
-        if not found:
-            known = sorted({key[0] for key in self._found()})
-            raise ModelNotFound(f"no model {name!r}; available: {', '.join(known) or 'none'}")
-        if version is None:
-            return self._start(found[max(found, key=lambda key: version_key(key[1]))])
-        if (name, version) not in found:
-            versions = sorted((key[1] for key in found), key=version_key)
+        found = self._found()
+        path = found.get((name, version), (None, None))[1]
+        if path is None:
+            versions = [key[1] for key in found if key[0] == name]
+            if not versions:
+                known = sorted({key[0] for key in found})
+                raise ModelNotFound(f"no model {name!r}; available: {', '.join(known) or 'none'}")
             raise ModelNotFound(
                 f"model {name!r} has no version {version!r}; available: {', '.join(versions)}"
             )
-        return self._start(found[(name, version)])
+        return self._start(path)
 
     def _start(self, path: Path) -> OnnxRuntime:
         manifest, model = read_bundle(path)
@@ -133,11 +135,6 @@ class BundleDirectory:
 
     def __repr__(self) -> str:
         return f"BundleDirectory({[str(r) for r in self.roots]}, device={self.device!r})"
-
-
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort "1.10.0" after "1.9.0": numeric parts by value, other parts as text after numbers."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+_]", version))
 
 
 def is_bundle_path(value: str | Path) -> bool:

@@ -1,9 +1,13 @@
-"""Translate "the database is down" in all its forms into the domain's retryable StoreUnavailable.
+"""Translate database errors into the store port's typed errors, so no SQLAlchemy or asyncpg error escapes.
 
-During a PostgreSQL restart asyncpg raises plain `ConnectionRefusedError` / `ConnectionResetError` that
-SQLAlchemy does not wrap, next to pool timeouts and wrapped asyncpg errors (reliability.md §2.4 D1).
-Catching only `SQLAlchemyError` would turn the first ones into crashes, so one classifier walks the
-whole cause chain. Anything else (a constraint violation, a bug) propagates unchanged.
+- "The database is down" in all its forms becomes the retryable StoreUnavailable. During a PostgreSQL
+  restart asyncpg raises plain `ConnectionRefusedError` / `ConnectionResetError` that SQLAlchemy does not
+  wrap, next to pool timeouts and wrapped asyncpg errors; catching only `SQLAlchemyError` would turn the
+  first ones into crashes, so one classifier walks the whole cause chain.
+- A unique key violated (a prediction id recorded twice) becomes DuplicatePrediction.
+- Any other refusal by the database (a CHECK, a value too long) becomes StoreRejected, whose message
+  carries the database's reason but never the SQL parameters (they hold the features).
+Exceptions that are not database errors (bugs) propagate unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterator
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
-from predictor_core import StoreUnavailable
+from predictor_core import DuplicatePrediction, PredictorError, StoreRejected, StoreUnavailable
 
 __all__ = ["RETRY_AFTER_S", "is_unavailable", "translate_db_errors"]
 
@@ -49,19 +53,35 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
+    """asyncpg's 23505 (under SQLAlchemy's adapter, with its `sqlstate`), or SQLite's UNIQUE message."""
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of what the driver said, without SQLAlchemy's appended SQL and parameters."""
+    cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
+    text = str(cause).strip()
+    first = text.splitlines()[0][:200] if text else ""
+    return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
+
+
 @contextlib.contextmanager
 def translate_db_errors(action: str) -> Iterator[None]:
-    """Re-raise database outages met while doing `action` as StoreUnavailable, chained to the cause."""
+    """Re-raise what the database said while doing `action` as the port's typed errors, chained."""
     try:
         yield
-    except StoreUnavailable:
+    except PredictorError:
         raise
     except Exception as exc:
-        if not is_unavailable(exc):
-            raise
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        detail = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
-        raise StoreUnavailable(
-            f"the prediction database is unavailable, cannot {action} ({detail}); retry later",
-            retry_after=RETRY_AFTER_S,
-        ) from exc
+        if is_unavailable(exc):
+            raise StoreUnavailable(
+                f"the prediction database is unavailable, cannot {action} ({_reason(exc)}); retry later",
+                retry_after=RETRY_AFTER_S,
+            ) from exc
+        if isinstance(exc, sa_exc.IntegrityError) and _is_unique_violation(exc):
+            raise DuplicatePrediction(f"cannot {action}: a prediction id is recorded already") from exc
+        if isinstance(exc, sa_exc.DBAPIError):
+            raise StoreRejected(f"the database refused to {action}: {_reason(exc)}") from exc
+        raise

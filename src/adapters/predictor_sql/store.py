@@ -25,8 +25,10 @@ from predictor_core import (
     BinaryPrediction,
     ConfigurationError,
     Feedback,
+    ModelConflict,
     ModelIdentity,
     ModelManifest,
+    ModelNotFound,
     MulticlassPrediction,
     Prediction,
     PredictionNotFound,
@@ -163,7 +165,8 @@ class SqlPredictionStore:
         """Insert the model version if new; a known name and version with another hash is refused.
 
         Raises:
-            ConfigurationError: the same name and version was recorded with another ONNX file.
+            ModelConflict: the same name and version was recorded with another ONNX file.
+            StoreUnavailable: retryable.
         """
         insert = (postgresql.insert if self.backend == "postgresql" else sqlite.insert)(model_versions)
         statement = insert.values(
@@ -191,11 +194,11 @@ class SqlPredictionStore:
             else:
                 row = (await conn.execute(query)).one_or_none()
             if row is None:
-                raise ValueError(f"model {identity.name} {identity.version} is not registered")
+                raise ModelConflict(f"model {identity.name} {identity.version} is not registered")
             self._model_ids[key] = (row.id, row.sha256)
         model_id, sha256 = self._model_ids[key]
         if sha256 != identity.sha256:
-            raise ConfigurationError(
+            raise ModelConflict(
                 f"model {identity.name} {identity.version} is recorded with ONNX hash {sha256[:12]}…, "
                 f"not {identity.sha256[:12]}…: give a changed model a new version"
             )
@@ -208,6 +211,7 @@ class SqlPredictionStore:
         in the middle of a transaction to the pool; the commit either happens or fails on its own.
 
         Raises:
+            DuplicatePrediction, ModelConflict, StoreRejected: nothing of this call was recorded.
             StoreUnavailable: nothing of this call was recorded (or, rarely, the commit's answer was
                 lost: the rows exist but the caller was not told, which the audit allows).
         """
@@ -265,6 +269,18 @@ class SqlPredictionStore:
             latency_ms=row.latency_ms,
             request_id=row.request_id,
         )
+
+    async def get_model(self, name: str, version: str, /) -> ModelManifest:
+        """The manifest kept when the version was registered. Raises ModelNotFound."""
+        query = sa.select(model_versions.c.manifest).where(
+            model_versions.c.name == name, model_versions.c.version == version
+        )
+        with translate_db_errors("read a model version"):
+            async with self.engine.connect() as conn:
+                raw = (await conn.execute(query)).scalar_one_or_none()
+        if raw is None:
+            raise ModelNotFound(f"model {name!r} version {version!r} never predicted here")
+        return ModelManifest.from_builtins(raw)
 
     async def record_feedback(self, feedback: Feedback, /) -> None:
         """Append a ground truth. Raises PredictionNotFound for an unknown prediction id."""

@@ -160,25 +160,30 @@ def models() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from predictor.bootstrap import build_model_source, default_model_name
     from predictor.settings import Settings
+    from predictor.wiring import Wiring
 
-    settings = Settings.load()
-    source = build_model_source(settings)
-    default_name = default_model_name(settings)
+    registry = Wiring(Settings.load(record=False)).registry
     table = Table("model", "version", "task", "metrics (held-out)", "provider", title="installed models")
-    for manifest in source.list_models():
-        try:
-            execution = source.load(manifest.name, manifest.version).execution
-            nodes = ", ".join(
-                f"{p.removesuffix('ExecutionProvider')} {n}" for p, n in execution.nodes_per_provider.items()
+    for entry in registry.catalogue():
+        for manifest in entry.versions:
+            described = registry.describe(manifest.name, manifest.version)
+            if described.execution is None:
+                provider = f"[red]cannot load: {described.load_error}[/red]"
+            else:
+                nodes = ", ".join(
+                    f"{p.removesuffix('ExecutionProvider')} {n}"
+                    for p, n in described.execution.nodes_per_provider.items()
+                )
+                provider = f"{described.execution.providers[0]} (nodes: {nodes})"
+            metrics = ", ".join(
+                f"{k} {v:.3g}" for k, v in manifest.metrics.items() if k != "parity_max_abs_diff"
             )
-            provider = f"{execution.providers[0]} (nodes: {nodes})"
-        except PredictorError as exc:
-            provider = f"[red]cannot load: {exc}[/red]"
-        metrics = ", ".join(f"{k} {v:.3g}" for k, v in manifest.metrics.items() if k != "parity_max_abs_diff")
-        default = " (default)" if manifest.name == default_name else ""
-        table.add_row(manifest.name + default, manifest.version, str(manifest.task), metrics, provider)
+            default = " (default)" if manifest.name == registry.default_model else ""
+            serving = " (serving)" if described.current and len(entry.versions) > 1 else ""
+            table.add_row(
+                manifest.name + default, manifest.version + serving, str(manifest.task), metrics, provider
+            )
     Console().print(table)
 
 

@@ -16,7 +16,7 @@ import click
 from predictor_core import PredictorError
 
 if TYPE_CHECKING:
-    from predictor.settings import Settings
+    from predictor.wiring import Wiring
 
 __all__ = ["commands", "serve"]
 
@@ -60,17 +60,17 @@ def serve(
     import uvicorn
 
     from predictor.settings import Settings
+    from predictor.wiring import Wiring
 
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers, "model": model}
     overrides |= {"database_url": database_url, "device": device}
     try:
         settings = Settings.load(file=config_file, **overrides)
-        _preflight(settings)
+        asyncio.run(_preflight(Wiring(settings)))
     except PredictorError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
-    # worker processes build their app from the environment: hand them what the options said
-    exported = {"CONFIG": config_file, "MODEL": model, "DATABASE_URL": database_url, "DEVICE": device}
-    os.environ.update({f"PREDICTOR_{k}": v for k, v in exported.items() if v is not None})
+    # every worker process builds its app from exactly these settings (predictor.app:create_app)
+    os.environ.update(settings.hand_over())
     where = settings.redacted_database_url() if settings.record else "recording off"
     click.echo(
         f"predictor: model {settings.model!r}, database {where}, docs http://{settings.host}:{settings.port}/docs"
@@ -90,24 +90,10 @@ def serve(
     )
 
 
-def _preflight(settings: Settings) -> None:
+async def _preflight(wiring: Wiring) -> None:
     """Load the default model and open the database once, so a broken set-up fails before serving."""
-    from predictor.app import prepare_database
-    from predictor.bootstrap import build_model_source, build_store, default_model_name
-
-    build_model_source(settings).load(default_model_name(settings))
-    if not settings.record:
-        return
-    prepare_database(settings)
-
-    async def check() -> None:
-        store = build_store(settings)
-        try:
-            await store.start()
-        finally:
-            await store.close()
-
-    asyncio.run(check())
+    async with wiring.running():
+        pass
 
 
 commands: list[click.Command] = [serve]

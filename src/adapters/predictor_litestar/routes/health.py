@@ -1,16 +1,19 @@
-"""Probes: `/health/live` (process up), `/health/ready` (model loaded, database reachable), `/health`."""
+"""Probes: `/health/live` (process up), `/health/ready` (model loaded, database reachable), `/health`.
+
+The live and ready handlers also serve the Open Inference Protocol's `/v2/health/...` (the v2 router
+registers them too), so both surfaces give one readiness answer.
+"""
 
 from __future__ import annotations
 
 import msgspec
 from litestar import get
-from litestar.handlers import HTTPRouteHandler
 
-from predictor_core import PredictorError, RuntimeUnavailable, StoreHealth, StoreUnavailable
-from predictor_litestar.context import ApiContext
+from predictor_core import ServiceStatus
+from predictor_litestar.dependencies import Options, Service
 from predictor_litestar.openapi import errors
 
-__all__ = ["routes"]
+__all__ = ["HANDLERS", "PROBES", "health", "live", "ready"]
 
 
 class Live(msgspec.Struct, frozen=True):
@@ -49,63 +52,60 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSummary | None
 
 
-def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
-    service = ctx.service
+@get("/health/live", summary="Liveness: the process answers", tags=["health"])
+async def live() -> Live:
+    return Live()
 
-    def model_summary() -> ModelSummary:
-        try:
-            runtime = service.runtime()
-        except PredictorError as exc:
-            return ModelSummary(name=service.default_model, error=str(exc))
-        m, providers = runtime.manifest, runtime.execution.providers
-        return ModelSummary(
-            name=m.name,
-            version=m.version,
-            sha256=m.sha256,
-            task=m.task.value,
-            provider=providers[0] if providers else None,
-        )
 
-    async def store_health() -> StoreHealth | None:
-        return None if service.store is None else await service.store.health()
+@get(
+    "/health/ready",
+    summary="Readiness: model loaded and database reachable",
+    description="503 with the reason (and Retry-After) while the model or the database is unavailable.",
+    tags=["health"],
+    responses=errors(503),
+)
+async def ready(service: Service) -> Ready:
+    status = await service.status()
+    if status.unavailable is not None:
+        raise status.unavailable
+    return Ready()
 
-    @get("/health/live", summary="Liveness: the process answers", tags=["health"])
-    async def live() -> Live:
-        return Live()
 
-    @get(
-        "/health/ready",
-        summary="Readiness: model loaded and database reachable",
-        tags=["health"],
-        responses=errors(503),
+@get("/health", summary="A readable summary: model, version, provider, database", tags=["health"])
+async def health(service: Service, options: Options) -> Health:
+    status = await service.status()
+    return Health(
+        status="ok" if status.ready else "unavailable",
+        recording=status.recording,
+        model=_model(status),
+        database=None if status.store is None else _database(status, options),
     )
-    async def ready() -> Ready:
-        """503 with the reason (and Retry-After) while the model or the database is unavailable."""
-        model = model_summary()
-        if model.error:
-            raise RuntimeUnavailable(f"model {model.name!r} is not loaded: {model.error}", retry_after=30)
-        store = await store_health()
-        if store is not None and not store.reachable:
-            raise StoreUnavailable(f"database unreachable: {store.detail}", retry_after=5)
-        return Ready()
 
-    @get("/health", summary="A readable summary: model, version, provider, database", tags=["health"])
-    async def health() -> Health:
-        model, store = model_summary(), await store_health()
-        database = (
-            None
-            if store is None
-            else DatabaseSummary(
-                url=ctx.options.database,
-                backend=store.backend,
-                reachable=store.reachable,
-                durable=store.durable,
-                detail=store.detail,
-            )
-        )
-        ok = model.error is None and (store is None or store.reachable)
-        return Health(
-            status="ok" if ok else "unavailable", recording=service.recording, model=model, database=database
-        )
 
-    return [live, ready, health]
+def _model(status: ServiceStatus) -> ModelSummary:
+    model, identity = status.model, status.model.identity
+    return ModelSummary(
+        name=model.name,
+        version=identity.version if identity else None,
+        sha256=identity.sha256 if identity else None,
+        task=model.task.value if model.task else None,
+        provider=model.provider,
+        error=model.error,
+    )
+
+
+def _database(status: ServiceStatus, options: Options) -> DatabaseSummary:
+    assert status.store is not None
+    store = status.store
+    return DatabaseSummary(
+        url=options.database,
+        backend=store.backend,
+        reachable=store.reachable,
+        durable=store.durable,
+        detail=store.detail,
+    )
+
+
+PROBES = [live, ready]
+"""The probes both surfaces serve (`/health/...` and `/v2/health/...`)."""
+HANDLERS = [*PROBES, health]

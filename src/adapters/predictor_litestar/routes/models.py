@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from itertools import groupby
 from typing import Any
 
 import msgspec
-from litestar import get
-from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath
+from litestar import Request, get
 
-from predictor_core import Label, ModelManifest, ModelNotFound, PredictionService, PredictorError, Task
-from predictor_litestar.context import ApiContext
+from predictor_core import ExecutionReport, Label, ModelDescription, Task
+from predictor_litestar.dependencies import Models
 from predictor_litestar.openapi import errors
+from predictor_litestar.routes.predict import model_reference
 
-__all__ = ["ExecutionInfo", "ModelInfo", "model_info", "routes"]
+__all__ = ["HANDLERS", "ExecutionInfo", "ModelInfo", "get_model", "list_models", "model_info"]
 
 
 class ExecutionInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,12 +24,23 @@ class ExecutionInfo(msgspec.Struct, frozen=True, kw_only=True):
     nodes_per_provider: dict[str, int]
     note: str
 
+    @classmethod
+    def of(cls, report: ExecutionReport) -> ExecutionInfo:
+        return cls(
+            requested=report.requested,
+            providers=list(report.providers),
+            nodes_per_provider=dict(report.nodes_per_provider),
+            note=report.note,
+        )
+
 
 class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     version: str
-    """The version described here (the newest unless one was named)."""
+    """The version described here: the one the name serves now, unless a version was named."""
     versions: list[str]
+    serving: bool
+    """Whether this is the version `POST /models/{name}/predict` answers with now."""
     task: Task
     classes: list[Label] | None
     positive_class: Label | None
@@ -43,27 +52,20 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     """JSON Schema of one record: types, units, bounds, categories, and rules under `x-rules`."""
     sha256: str
     created_at: dt.datetime
+    loaded: bool
+    """Whether a session of this version is loaded in this server process."""
     execution: ExecutionInfo | None
-    """None when the model could not be loaded; `load_error` says why."""
+    """Where it runs; None when it is not loaded (`load_error` says why, if loading failed)."""
     load_error: str | None = None
 
 
-def model_info(service: PredictionService, manifest: ModelManifest, versions: list[str]) -> ModelInfo:
-    execution, load_error = None, None
-    try:
-        report = service.runtime(manifest.name, manifest.version).execution
-        execution = ExecutionInfo(
-            requested=report.requested,
-            providers=list(report.providers),
-            nodes_per_provider=dict(report.nodes_per_provider),
-            note=report.note,
-        )
-    except PredictorError as exc:
-        load_error = str(exc)
+def model_info(described: ModelDescription) -> ModelInfo:
+    manifest = described.manifest
     return ModelInfo(
         name=manifest.name,
         version=manifest.version,
-        versions=versions,
+        versions=list(described.versions),
+        serving=described.current,
         task=manifest.task,
         classes=list(manifest.classes) if manifest.classes is not None else None,
         positive_class=manifest.positive_class,
@@ -73,52 +75,32 @@ def model_info(service: PredictionService, manifest: ModelManifest, versions: li
         features=manifest.schema.json_schema(),
         sha256=manifest.sha256,
         created_at=manifest.created_at,
-        execution=execution,
-        load_error=load_error,
+        loaded=described.execution is not None,
+        execution=None if described.execution is None else ExecutionInfo.of(described.execution),
+        load_error=described.load_error,
     )
 
 
-def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
-    service = ctx.service
+@get(
+    "/models",
+    summary="Every model: the version it serves, its schema, and where it runs when loaded",
+    description="Nothing is loaded to answer: `execution` is shown for versions already loaded.",
+    tags=["models"],
+)
+async def list_models(models: Models) -> list[ModelInfo]:
+    return [model_info(models.describe(entry.name, load=False)) for entry in models.catalogue()]
 
-    def by_name() -> dict[str, list[ModelManifest]]:
-        ordered = sorted(service.models.list_models(), key=lambda m: m.name)
-        return {name: list(group) for name, group in groupby(ordered, key=lambda m: m.name)}
 
-    def describe(name: str, version: str | None) -> ModelInfo:
-        manifests = by_name().get(name)
-        if not manifests:
-            raise ModelNotFound(f"no model {name!r}")
-        versions = [m.version for m in manifests]
-        chosen = (
-            manifests[-1] if version is None else next((m for m in manifests if m.version == version), None)
-        )
-        if chosen is None:
-            raise ModelNotFound(f"model {name!r} has no version {version!r} (it has {', '.join(versions)})")
-        return model_info(service, chosen, versions)
+@get(
+    ["/models/{name:str}", "/models/{name:str}/versions/{version:str}"],
+    summary="One model, or one of its versions: task, classes, metrics, schema, where it runs",
+    description="Loads the version if needed, to say where it runs (or why it cannot).",
+    tags=["models"],
+    responses=errors(404),
+)
+async def get_model(request: Request[Any, Any, Any], models: Models) -> ModelInfo:
+    name, version = model_reference(request)
+    return model_info(models.describe(name, version))
 
-    @get(
-        "/models", summary="Every model, newest version, with schema and execution provider", tags=["models"]
-    )
-    async def list_models() -> list[ModelInfo]:
-        return [model_info(service, ms[-1], [m.version for m in ms]) for ms in by_name().values()]
 
-    @get(
-        "/models/{name:str}",
-        summary="One model: versions, task, classes, metrics, feature schema",
-        tags=["models"],
-        responses=errors(404),
-    )
-    async def get_model(name: FromPath[str]) -> ModelInfo:
-        return describe(name, None)
-
-    @get(
-        "/models/{name:str}/versions/{version:str}",
-        summary="One model version",
-        tags=["models"],
-        responses=errors(404),
-    )
-    async def get_version(name: FromPath[str], version: FromPath[str]) -> ModelInfo:
-        return describe(name, version)
-
-    return [list_models, get_model, get_version]
+HANDLERS = [list_models, get_model]

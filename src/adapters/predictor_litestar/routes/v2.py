@@ -10,27 +10,25 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.exceptions import ClientException, HTTPException
-from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath
 
 from predictor_core import (
     FeatureKind,
     FeatureSchema,
     ModelManifest,
     Prediction,
-    PredictionService,
-    StoreUnavailable,
+    RuntimeUnavailable,
     Task,
-    ValidationFailed,
 )
 from predictor_litestar.bodies import media_type
-from predictor_litestar.context import ApiContext
-from predictor_litestar.openapi import errors, json_body
-from predictor_litestar.problems import located
-from predictor_litestar.routes.health import Live, Ready
+from predictor_litestar.dependencies import Models, Options, Service
+from predictor_litestar.openapi import errors
+from predictor_litestar.problems import BODY
+from predictor_litestar.routes.health import PROBES
+from predictor_litestar.routes.predict import model_reference
 from predictor_litestar.tensors import (
+    DATATYPES,
     InferOutput,
     InferRequest,
     InferResponse,
@@ -39,16 +37,12 @@ from predictor_litestar.tensors import (
     tensor_bytes,
 )
 
-__all__ = ["routes"]
+__all__ = ["MATRIX_INPUT", "router"]
 
 MATRIX_INPUT = "features"
-_DATATYPES = {
-    FeatureKind.NUMBER: ("FP64", {"FP32", "FP64", "INT32", "INT64"}),
-    FeatureKind.INTEGER: ("INT64", {"INT32", "INT64"}),
-    FeatureKind.BOOLEAN: ("BOOL", {"BOOL"}),
-    FeatureKind.CATEGORY: ("BYTES", {"BYTES"}),
-}
-_INFER_ERRORS = errors(400, 404, 413, 415, 422, 503)
+MODEL_RETRY_AFTER_S = 30.0
+_TAGS = ["open inference protocol"]
+_META: dict[str, Any] = {"responses": errors(404, 503)}
 
 
 class ServerMetadata(msgspec.Struct, frozen=True):
@@ -77,94 +71,19 @@ class ModelReady(msgspec.Struct, frozen=True):
     ready: bool
 
 
-def routes(ctx: ApiContext) -> list[HTTPRouteHandler]:
-    service = ctx.service
-    example = _infer_example(ctx.default)
-    infer_body = json_body(
-        {"type": "object", "required": ["inputs"], "properties": {"inputs": {"type": "array"}}},
-        {ctx.default.name: example},
-        description="An OIP inference request (JSON form; the binary tensor extension is accepted too).",
-    )
-
-    @get("/v2", summary="OIP server metadata", tags=["open inference protocol"])
-    async def server_metadata() -> ServerMetadata:
-        return ServerMetadata(ctx.options.title, ctx.options.version, ["binary_tensor_data"])
-
-    @get("/v2/health/live", summary="OIP liveness", tags=["open inference protocol"])
-    async def v2_live() -> Live:
-        return Live()
-
-    @get(
-        "/v2/health/ready",
-        summary="OIP readiness (model loaded, database reachable)",
-        tags=["open inference protocol"],
-        responses=errors(503),
-    )
-    async def v2_ready() -> Ready:
-        service.runtime()
-        if service.store is not None and not (store := await service.store.health()).reachable:
-            raise StoreUnavailable(f"database unreachable: {store.detail}", retry_after=5)
-        return Ready()
-
-    meta: dict[str, Any] = {"tags": ["open inference protocol"], "responses": errors(404, 503)}
-
-    @get("/v2/models/{name:str}", summary="OIP model metadata", **meta)
-    async def model_metadata(name: FromPath[str]) -> ModelMetadata:
-        return _metadata(service, name, None)
-
-    @get("/v2/models/{name:str}/versions/{version:str}", summary="OIP model version metadata", **meta)
-    async def version_metadata(name: FromPath[str], version: FromPath[str]) -> ModelMetadata:
-        return _metadata(service, name, version)
-
-    @get("/v2/models/{name:str}/ready", summary="OIP model readiness", **meta)
-    async def model_ready(name: FromPath[str]) -> ModelReady:
-        service.runtime(name)
-        return ModelReady(name, True)
-
-    @get("/v2/models/{name:str}/versions/{version:str}/ready", summary="OIP model version readiness", **meta)
-    async def version_ready(name: FromPath[str], version: FromPath[str]) -> ModelReady:
-        service.runtime(name, version)
-        return ModelReady(name, True)
-
-    infer: dict[str, Any] = {
-        "tags": ["open inference protocol"],
-        "responses": _INFER_ERRORS,
-        "status_code": 200,
-        "operation_class": infer_body,
-    }
-
-    @post("/v2/models/{name:str}/infer", summary="OIP inference", **infer)
-    async def model_infer(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[InferResponse]:
-        """Same validation and recording as POST /predict; outputs as named in the model metadata."""
-        return await _infer(service, request, name, None)
-
-    @post(
-        "/v2/models/{name:str}/versions/{version:str}/infer",
-        summary="OIP inference with a model version",
-        **infer,
-    )
-    async def version_infer(
-        request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[str]
-    ) -> Response[InferResponse]:
-        return await _infer(service, request, name, version)
-
-    return [
-        server_metadata,
-        v2_live,
-        v2_ready,
-        model_metadata,
-        version_metadata,
-        model_ready,
-        version_ready,
-        model_infer,
-        version_infer,
-    ]
+@get("/", summary="OIP server metadata")
+async def server_metadata(options: Options) -> ServerMetadata:
+    return ServerMetadata(options.title, options.version, ["binary_tensor_data"])
 
 
-def _metadata(service: PredictionService, name: str, version: str | None) -> ModelMetadata:
-    manifest = service.runtime(name, version).manifest
-    versions = [m.version for m in service.models.list_models() if m.name == name]
-    schema = manifest.schema
+@get(
+    ["/models/{name:str}", "/models/{name:str}/versions/{version:str}"], summary="OIP model metadata", **_META
+)
+async def model_metadata(request: Request[Any, Any, Any], models: Models) -> ModelMetadata:
+    """From the manifest alone: nothing is loaded to answer."""
+    name, version = model_reference(request)
+    described = models.describe(name, version, load=False)
+    manifest, schema = described.manifest, described.manifest.schema
     parameters: dict[str, Any] = {"task": manifest.task.value, "feature_order": list(schema.names)}
     if schema.all_numeric:
         parameters["matrix_input"] = {
@@ -176,12 +95,66 @@ def _metadata(service: PredictionService, name: str, version: str | None) -> Mod
         parameters["classes"] = list(manifest.classes)
     return ModelMetadata(
         name=manifest.name,
-        versions=versions or [manifest.version],
+        versions=list(described.versions),
         platform="onnxruntime_onnx",
-        inputs=[TensorMetadata(f.name, _DATATYPES[f.kind][0], [-1]) for f in schema.features],
+        inputs=[TensorMetadata(f.name, DATATYPES[f.kind][0], [-1]) for f in schema.features],
         outputs=[TensorMetadata(n, d, s) for n, d, s in _outputs(manifest)],
         parameters=parameters,
     )
+
+
+@get(
+    ["/models/{name:str}/ready", "/models/{name:str}/versions/{version:str}/ready"],
+    summary="OIP model readiness (loads the version if needed)",
+    **_META,
+)
+async def model_ready(request: Request[Any, Any, Any], models: Models) -> ModelReady:
+    name, version = model_reference(request)
+    described = models.describe(name, version)
+    if described.load_error is not None:
+        raise RuntimeUnavailable(described.load_error, retry_after=MODEL_RETRY_AFTER_S)
+    return ModelReady(described.manifest.name, True)
+
+
+@post(
+    ["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"],
+    summary="OIP inference (for a model, or one of its versions)",
+    description="Same validation and recording as POST /predict; outputs as named in the model metadata.",
+    responses=errors(400, 404, 413, 415, 422, 503),
+    status_code=200,
+    opt={BODY: "inputs"},
+)
+async def model_infer(
+    request: Request[Any, Any, Any], service: Service, models: Models
+) -> Response[InferResponse]:
+    header_length = request.headers.get("inference-header-content-length")
+    kind = media_type(request)
+    if kind not in ("", "application/json", "application/octet-stream"):
+        raise HTTPException(
+            status_code=415, detail=f"expected application/json (or binary tensors), got {kind!r}"
+        )
+    if header_length is None and kind == "application/octet-stream":
+        raise HTTPException(
+            status_code=415, detail="binary tensors need the Inference-Header-Content-Length header"
+        )
+    name, version = model_reference(request)
+    manifest = models.resolve(name, version)  # once: the columns are shaped for the version that predicts
+    infer_request, values = parse_request(await request.body(), header_length)
+    columns = _columns(manifest.schema, infer_request, values)
+    predictions = await service.predict(
+        columns,
+        model=manifest.name,
+        version=manifest.version,
+        layout="columns",
+        request_id=infer_request.id,
+    )
+    return _response(manifest, infer_request, predictions)
+
+
+router = Router(
+    "/v2", route_handlers=[server_metadata, *PROBES, model_metadata, model_ready, model_infer], tags=_TAGS
+)
+"""The Open Inference Protocol surface; the health probes are the same handlers as `/health/...`."""
 
 
 def _outputs(manifest: ModelManifest) -> list[tuple[str, str, list[int]]]:
@@ -211,7 +184,7 @@ def _columns(
             raise ClientException(
                 f"input {MATRIX_INPUT!r} must have shape [N, {len(names)}], got {tensor.shape}"
             )
-        if tensor.datatype not in _DATATYPES[FeatureKind.NUMBER][1]:
+        if tensor.datatype not in DATATYPES[FeatureKind.NUMBER][1]:
             raise ClientException(
                 f"input {MATRIX_INPUT!r} must be FP32, FP64 or INT64, got {tensor.datatype}"
             )
@@ -223,38 +196,13 @@ def _columns(
         feature = schema.feature(tensor.name)
         if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
             raise ClientException(f"input {tensor.name!r} must have shape [N] or [N, 1], got {tensor.shape}")
-        accepted = _DATATYPES[feature.kind][1]
+        accepted = DATATYPES[feature.kind][1]
         if tensor.datatype not in accepted:
             raise ClientException(
                 f"input {tensor.name!r} ({feature.kind.value}) must be {' or '.join(sorted(accepted))}, "
                 f"got {tensor.datatype}"
             )
     return values
-
-
-async def _infer(
-    service: PredictionService, request: Request[Any, Any, Any], name: str, version: str | None
-) -> Response[InferResponse]:
-    header_length = request.headers.get("inference-header-content-length")
-    kind = media_type(request)
-    if kind not in ("", "application/json", "application/octet-stream"):
-        raise HTTPException(
-            status_code=415, detail=f"expected application/json (or binary tensors), got {kind!r}"
-        )
-    if header_length is None and kind == "application/octet-stream":
-        raise HTTPException(
-            status_code=415, detail="binary tensors need the Inference-Header-Content-Length header"
-        )
-    manifest = service.runtime(name, version).manifest
-    infer_request, values = parse_request(await request.body(), header_length)
-    columns = _columns(manifest.schema, infer_request, values)
-    try:
-        predictions = await service.predict(
-            columns, model=name, version=version, layout="columns", request_id=infer_request.id
-        )
-    except ValidationFailed as exc:
-        raise located(exc, ("inputs",), single=False) from None
-    return _response(manifest, infer_request, predictions)
 
 
 def _response(
@@ -305,13 +253,3 @@ def _output_values(manifest: ModelManifest, name: str, predictions: list[Predict
         keys = [str(c) for c in manifest.classes or ()]
         return [p.probabilities[k] for p in predictions for k in keys]  # type: ignore[union-attr]
     return [getattr(p, name) for p in predictions]
-
-
-def _infer_example(manifest: ModelManifest) -> dict[str, Any]:
-    example = manifest.schema.example()
-    return {
-        "inputs": [
-            {"name": f.name, "datatype": _DATATYPES[f.kind][0], "shape": [1], "data": [example.get(f.name)]}
-            for f in manifest.schema.features
-        ]
-    }

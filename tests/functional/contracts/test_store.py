@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
-from sqlalchemy import exc as sa_exc
 
 from predictor_core import (
     BinaryPrediction,
+    DuplicatePrediction,
     Feedback,
+    ModelConflict,
+    ModelNotFound,
     MulticlassPrediction,
     PredictionNotFound,
     PredictionRecord,
@@ -21,10 +24,7 @@ from predictor_core import (
     new_prediction_id,
 )
 from predictor_sql import SqlPredictionStore
-from tests.fakes import InMemoryModelSource, InMemoryPredictionStore, toy_manifest
-
-RECORD_FAILED = (ValueError, sa_exc.IntegrityError)
-"""What recording a duplicate id or an unregistered model raises (a bug in the caller, not an outage)."""
+from tests.fakes import InMemoryPredictionStore, fake_service, records_for, toy_manifest
 
 BINARY = toy_manifest(Task.BINARY, name="contract_binary")
 MULTICLASS = toy_manifest(Task.MULTICLASS, name="contract_multi")
@@ -51,16 +51,18 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[PredictionStore
         await sql_store.close()
 
 
+@pytest.fixture(autouse=True)
+async def started(store: PredictionStore) -> None:
+    await store.start()  # idempotent: the SQL stores are started already, the fake is started here
+
+
 def service(store: PredictionStore) -> PredictionService:
-    return PredictionService(
-        InMemoryModelSource([BINARY, MULTICLASS, REGRESSION]), store, default_model=BINARY.name
-    )
+    return fake_service([BINARY, MULTICLASS, REGRESSION], store)[0]
 
 
 @pytest.mark.parametrize("manifest", [BINARY, MULTICLASS, REGRESSION], ids=lambda m: m.task.value)
 async def test_recorded_predictions_round_trip_exactly(store: PredictionStore, manifest) -> None:
-    svc = service(store)
-    records = svc.run(ROWS, model=manifest.name, request_id="req-1")
+    records = records_for(manifest, ROWS, request_id="req-1")
     await store.register_model(manifest)
     await store.record(records)
     for record in records:
@@ -137,12 +139,11 @@ async def test_feedback_with_a_label_or_a_number(store: PredictionStore) -> None
 
 
 async def test_a_batch_is_recorded_whole_or_not_at_all(store: PredictionStore) -> None:
-    svc = service(store)
-    first = svc.run(ROWS[:1])
+    first = records_for(BINARY, ROWS[:1])
     await store.register_model(BINARY)
     await store.record(first)
-    batch = [*svc.run(ROWS), first[0]]  # the last one repeats a recorded id
-    with pytest.raises(RECORD_FAILED):
+    batch = [*records_for(BINARY, ROWS), first[0]]  # the last one repeats a recorded id
+    with pytest.raises(DuplicatePrediction):
         await store.record(batch)
     for record in batch[:-1]:
         with pytest.raises(PredictionNotFound):
@@ -151,9 +152,24 @@ async def test_a_batch_is_recorded_whole_or_not_at_all(store: PredictionStore) -
 
 async def test_unregistered_model_is_refused(store: PredictionStore) -> None:
     unknown = toy_manifest(Task.BINARY, name="never_registered")
-    records = PredictionService(InMemoryModelSource([unknown]), None, default_model=unknown.name).run(ROWS)
-    with pytest.raises(RECORD_FAILED):
-        await store.record(records)
+    with pytest.raises(ModelConflict, match="not registered"):
+        await store.record(records_for(unknown, ROWS))
+
+
+async def test_a_known_version_with_another_file_is_a_conflict(store: PredictionStore) -> None:
+    await store.register_model(BINARY)
+    changed = msgspec.structs.replace(BINARY, sha256="f" * 64)
+    with pytest.raises(ModelConflict):
+        await store.register_model(changed)
+    with pytest.raises(ModelConflict):
+        await store.record(records_for(changed, ROWS))
+
+
+async def test_the_registered_manifest_is_kept(store: PredictionStore) -> None:
+    await store.register_model(MULTICLASS)
+    assert await store.get_model(MULTICLASS.name, MULTICLASS.version) == MULTICLASS
+    with pytest.raises(ModelNotFound):
+        await store.get_model(MULTICLASS.name, "never")
 
 
 async def test_register_model_is_idempotent(store: PredictionStore) -> None:

@@ -1,0 +1,34 @@
+"""What handlers get injected: the use cases and the HTTP options, one instance per app (Litestar DI).
+
+Handlers annotate their parameters with these aliases (`service: Service`), so Litestar knows they are
+dependencies and not query parameters, and `dependencies(...)` provides the values to the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from litestar.di import NamedDependency, Provide
+
+from predictor_core import ModelRegistry, PredictionService
+from predictor_litestar.options import ApiOptions
+
+__all__ = ["Models", "Options", "Service", "dependencies"]
+
+Service: TypeAlias = NamedDependency[PredictionService]
+Models: TypeAlias = NamedDependency[ModelRegistry]
+Options: TypeAlias = NamedDependency[ApiOptions]
+
+
+def dependencies(
+    service: PredictionService, models: ModelRegistry, options: ApiOptions
+) -> dict[str, Provide]:
+    """The app-level providers of `service`, `models` and `options`."""
+    return {"service": _constant(service), "models": _constant(models), "options": _constant(options)}
+
+
+def _constant(value: Any) -> Provide:
+    def provide() -> Any:
+        return value
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)
