@@ -181,3 +181,20 @@ def test_startup_fails_fast_on_unreachable_or_unmigrated_database(pg_server_url:
         done = subprocess.run([*SERVE, "--database-url", url], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "predictor db upgrade" in done.stderr
+
+
+def test_every_worker_serves_exactly_the_settings_serve_resolved(pg_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "predictor.toml"
+    config.write_text("max_batch = 2\n")  # from the file, not an option: it must reach the workers too
+    with (
+        running_server(pg_url, "--workers", "2", "--model", "penguins", "--config", str(config)) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        for _ in range(6):  # keep-alive off: connections spread over both workers
+            health = client.get("/health", headers={"connection": "close"}).json()
+            assert health["model"]["name"] == "penguins"
+            r = client.post(
+                "/predict/batch", json={"records": [PENGUIN] * 3}, headers={"connection": "close"}
+            )
+            assert r.status_code == 413
+            assert "at most 2" in r.json()["detail"]

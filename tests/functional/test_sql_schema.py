@@ -8,12 +8,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 import predictor_sql
+from predictor_sql import create_engine
+from predictor_sql.tables import metadata
 from tests.functional.conftest import temporary_database
-
-pytestmark = pytest.mark.postgres
 
 SQL_DIR = Path(__file__).parents[2] / "sql"
 
@@ -44,6 +48,7 @@ def catalog(url: str) -> dict[str, list[tuple]]:
         return {name: conn.execute(query).fetchall() for name, query in CATALOG.items()}
 
 
+@pytest.mark.postgres
 def test_schema_sql_equals_the_migrations(pg_server_url: str, fresh_pg_url: str) -> None:
     with temporary_database(pg_server_url, migrate=False) as ddl_url:
         with psycopg.connect(sync_url(ddl_url)) as conn:
@@ -55,6 +60,7 @@ def test_schema_sql_equals_the_migrations(pg_server_url: str, fresh_pg_url: str)
         assert from_ddl[part] == from_migrations[part], part
 
 
+@pytest.mark.postgres
 def test_migrations_continue_from_the_ddl(pg_server_url: str) -> None:
 
     with temporary_database(pg_server_url, migrate=False) as ddl_url:
@@ -65,6 +71,7 @@ def test_migrations_continue_from_the_ddl(pg_server_url: str) -> None:
 
 
 @pytest.mark.parametrize("script", sorted((SQL_DIR / "queries").glob("*.sql")), ids=lambda p: p.name)
+@pytest.mark.postgres
 def test_plain_sql_queries_run(pg_url: str, script: Path) -> None:
     psql = shutil.which("psql")
     if psql is None:
@@ -80,3 +87,35 @@ def test_plain_sql_queries_run(pg_url: str, script: Path) -> None:
     for name, value in variables.items():
         args[1:1] = ["-v", f"{name}={value}"]
     subprocess.run(args, check=True, capture_output=True, timeout=60)
+
+
+def _metadata_diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "compare_server_default": True}
+    )
+    return [d for d in compare_metadata(context, metadata) if not _unreflectable(connection, d)]
+
+
+def _unreflectable(connection: Connection, difference: object) -> bool:
+    """Not a difference: Alembic's own table, and SQLite identity columns (SQLite has no IDENTITY)."""
+    if isinstance(difference, tuple) and difference[0] == "remove_table":
+        return bool(difference[1].name == "alembic_version")
+    [change] = difference if isinstance(difference, list) else [difference]
+    return (
+        connection.dialect.name == "sqlite"
+        and change[0] == "modify_default"
+        and isinstance(change[-1], sa.Identity)
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_tables_py_equals_the_migrations(backend: str, request: pytest.FixtureRequest) -> None:
+    """The MetaData the store and queries use is exactly what `predictor db upgrade` builds."""
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "fresh_pg_url")
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(_metadata_diff)
+    finally:
+        await engine.dispose()
+    assert diff == []

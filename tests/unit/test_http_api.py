@@ -14,10 +14,21 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from predictor_core import PredictionStore, Task, ThreadedInference
+from predictor_core import (
+    ConfigurationError,
+    ModelConflict,
+    ModelRegistry,
+    PredictionService,
+    PredictionStore,
+    StoreRejected,
+    StoreUnavailable,
+    Task,
+    ThreadedInference,
+)
 from predictor_litestar import ApiOptions, create_app
 from tests.fakes import (
     FailingStore,
+    InMemoryModelSource,
     InMemoryPredictionStore,
     SlowRuntime,
     fake_service,
@@ -325,3 +336,55 @@ async def test_model_names_from_urls_are_never_paths(client, name) -> None:
     r = await client.post(f"/models/{name}/predict", json={"features": GOOD})
     assert r.status_code == 404
     assert (await client.get(f"/v2/models/{name}/ready")).status_code == 404
+
+
+async def test_both_readiness_probes_give_one_answer_when_the_default_model_is_gone() -> None:
+    source = InMemoryModelSource([toy_manifest()])
+    registry = ModelRegistry(source, default_model="toy")
+    app = create_app(PredictionService(registry, InMemoryPredictionStore()), registry)
+    async with AsyncTestClient(app) as c:
+        for path in ("/health/ready", "/v2/health/ready"):
+            assert (await c.get(path)).status_code == 200
+        source.manifests.clear()
+        registry.refresh()
+        for path in ("/health/ready", "/v2/health/ready"):
+            r = await c.get(path)
+            assert r.status_code == 503, path
+            assert "no model 'toy'" in r.json()["detail"]
+            assert r.headers["retry-after"] == "30"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "retry"),
+    [
+        (ModelConflict("model toy 1 is recorded with another ONNX file"), 409, False),
+        (StoreRejected("the database refused to record predictions: value too long"), 500, False),
+        (ConfigurationError("device 'cuda' requested but no GPU"), 500, False),
+        (StoreUnavailable("database down", retry_after=2.0), 503, True),
+    ],
+)
+async def test_only_outages_are_retryable(error: Exception, status: int, retry: bool) -> None:
+    class Refusing(InMemoryPredictionStore):
+        async def record(self, records: Any, /) -> None:
+            raise error
+
+    async with AsyncTestClient(app_for(Refusing())) as c:
+        r = await c.post("/predict", json={"features": GOOD})
+    assert r.status_code == status
+    assert r.json()["detail"] == str(error)
+    assert ("retry-after" in r.headers) is retry
+
+
+async def test_handlers_are_module_level_and_shared_by_both_surfaces(client) -> None:
+    from predictor_litestar.routes import health, predict
+
+    spec = (await client.get("/docs/openapi.json")).json()["paths"]
+    assert {"/predict", "/models/{name}/predict", "/models/{name}/versions/{version}/predict"} <= set(spec)
+    assert spec["/health/ready"]["get"]["summary"] == spec["/v2/health/ready"]["get"]["summary"]
+    assert predict.predict_one.paths == {
+        "/predict",
+        "/models/{name:str}/predict",
+        "/models/{name:str}/versions/{version:str}/predict",
+    }
+    assert health.ready in health.PROBES
+    assert (await client.post("/predict?name=multi", json={"features": GOOD})).json()["model_name"] == "toy"

@@ -11,6 +11,7 @@ from predictor_core import (
     ConfigurationError,
     InvalidFeedback,
     ModelNotFound,
+    ModelRegistry,
     MulticlassPrediction,
     PredictionNotFound,
     PredictionService,
@@ -28,6 +29,7 @@ from tests.fakes import (
     CREATED,
     FailingStore,
     FakeRuntime,
+    InMemoryModelSource,
     InMemoryPredictionStore,
     fake_service,
     toy_manifest,
@@ -228,3 +230,55 @@ def test_bulk_ids_are_uuid7_unique_and_share_the_millisecond():
     assert len({i.int >> 80 for i in ids}) == 1
     assert abs((ids[0].int >> 80) - dt.datetime.now(dt.UTC).timestamp() * 1000) < 60_000
     assert len(new_prediction_ids(3)) == 3
+
+
+async def test_feedback_works_from_the_stored_manifest_after_the_model_is_gone():
+    store = InMemoryPredictionStore()
+    source = InMemoryModelSource([toy_manifest(Task.MULTICLASS)])
+    registry = ModelRegistry(source, default_model="toy")
+    service = PredictionService(registry, store)
+    (prediction,) = await service.predict([GOOD])
+    source.manifests.clear()  # the bundle is removed from disk
+    registry.refresh()
+    with pytest.raises(ModelNotFound):
+        registry.resolve()
+    assert (await service.record_feedback(prediction.prediction_id, "c")).actual == "c"
+    with pytest.raises(InvalidFeedback, match="one of the classes"):
+        await service.record_feedback(prediction.prediction_id, "z")
+
+
+async def test_a_request_resolves_once_and_records_the_version_that_predicted():
+    store = InMemoryPredictionStore()
+    source = InMemoryModelSource([toy_manifest(version="1"), toy_manifest(version="2")])
+    registry = ModelRegistry(source, default_model="toy")
+
+    class SwapDuringInference(ThreadedInference):
+        async def infer(self, runtime, batch, /):
+            registry.point("toy", "1")  # an alias flips while this request is in flight
+            return await super().infer(runtime, batch)
+
+    service = PredictionService(registry, store, inference=SwapDuringInference())
+    (prediction,) = await service.predict([GOOD])
+    assert prediction.model.version == "2"
+    assert store.records[prediction.prediction_id].prediction.model.version == "2"
+    (after,) = await service.predict([GOOD])
+    assert after.model.version == "1"
+
+
+async def test_status_is_ready_or_says_why_not():
+    store = FailingStore()
+    source = InMemoryModelSource([toy_manifest()])
+    registry = ModelRegistry(source, default_model="toy")
+    service = PredictionService(registry, store)
+    status = await service.status()
+    assert not status.ready
+    assert isinstance(status.unavailable, StoreUnavailable)
+    assert status.model.provider == "FakeExecutionProvider"
+    store.down.clear()
+    assert (await service.status()).ready
+    source.manifests.clear()
+    registry.refresh()
+    status = await service.status()
+    assert not status.ready
+    assert "no model 'toy'" in str(status.unavailable)
+    assert status.unavailable.retry_after == 30.0

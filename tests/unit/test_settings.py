@@ -62,3 +62,19 @@ def test_sqlite_urls_get_the_async_driver():
         Settings(database_url="sqlite:///tmp/x.db").resolved_database_url() == "sqlite+aiosqlite:///tmp/x.db"
     )
     assert Settings(database_url="postgres://h/db").resolved_database_url() == "postgresql+asyncpg://h/db"
+
+
+def test_settings_are_handed_over_whole_as_one_value(tmp_path):
+    config = tmp_path / "predictor.toml"
+    config.write_text("max_batch = 7\nmodel_dirs = ['/srv/models']\n")
+    settings = Settings.load(
+        {"DATABASE_URL": "postgresql://u:pw@h/db"}, file=config, model="penguins", workers=2
+    )
+    environ = settings.hand_over()
+    assert list(environ) == ["PREDICTOR_SERVE_SETTINGS"]
+    assert Settings.handed_over(environ) == settings
+    assert Settings.handed_over({}) is None
+    with pytest.raises(ConfigurationError, match="PREDICTOR_SERVE_SETTINGS"):
+        Settings.handed_over({"PREDICTOR_SERVE_SETTINGS": '{"port": "eighty"}'})
+    with pytest.raises(ConfigurationError, match="PREDICTOR_SERVE_SETTINGS"):
+        Settings.handed_over({"PREDICTOR_SERVE_SETTINGS": "{not json"})

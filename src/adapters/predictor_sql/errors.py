@@ -54,7 +54,7 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
-    """asyncpg's 23505 (under SQLAlchemy's adapter, with its `sqlstate`), or SQLite's UNIQUE message."""
+    """A unique key violated: PostgreSQL's SQLSTATE 23505 (via asyncpg), or SQLite's UNIQUE message."""
     orig = exc.orig
     return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
 
