@@ -7,12 +7,15 @@ Prints ratios against the seed; never a pass/fail.
 
 Needs: wrk; PostgreSQL at $BENCH_PG (default postgresql://postgres@127.0.0.1:5432/postgres); for the
 seed, a venv with fastapi, pydantic, uvicorn and scikit-learn at $SEED_VENV (default /tmp/venv) and the
-peer harness at $PEER_BENCH (default /work/shared/bench). Usage: python benchmarks/bench_http.py [seconds]
+peer harness at $PEER_BENCH (default /work/shared/bench). With $BENCH_BEFORE set to another checkout of
+this project (e.g. a `git worktree` of the previous commit), its server is measured in the same run under
+the names `before_*`, for a before/after ratio. Usage: python benchmarks/bench_http.py [seconds]
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -30,6 +33,7 @@ import psycopg
 PYTHON = sys.executable
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SEED_VENV = Path(os.environ.get("SEED_VENV", "/tmp/venv"))
+BEFORE = os.environ.get("BENCH_BEFORE")
 PEER_BENCH = Path(os.environ.get("PEER_BENCH", "/work/shared/bench"))
 SERVER_CPU, WRK_CPU = "1", "0"
 CONCURRENCY = (1, 16, 64)
@@ -56,8 +60,9 @@ OURS = """
 import functools, sys, uvicorn
 from predictor.app import create_app
 from predictor.settings import Settings
-settings = Settings.load(database_url=sys.argv[2] or None, record=sys.argv[3] == "on")
-app = functools.partial(create_app, settings, offload=sys.argv[4] == "thread")
+settings = Settings.load(database_url=sys.argv[2] or None, record=sys.argv[3] == "on",
+                         offload=sys.argv[4] == "thread")
+app = functools.partial(create_app, settings)
 uvicorn.run(app, factory=True, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
             access_log=False, log_level="warning", lifespan="on")
 """
@@ -156,10 +161,14 @@ def main() -> None:
             ("ours_norecord_inline", "", "off", "inline"),
             ("ours_norecord_thread", "", "off", "thread"),
         ]
+        checkouts = [("ours", None)] + ([("before", BEFORE)] if BEFORE else [])
         record = None
-        for name, url, recording, offload in configs:
+        for (label, checkout), (name, url, recording, offload) in itertools.product(checkouts, configs):
+            name = name.replace("ours", label)
+            src = Path(checkout or ".", "src")
+            env = {"PYTHONPATH": f"{src}{os.pathsep}{src / 'adapters'}"} if checkout else None
             port = free_port()
-            with server([PYTHON, "-c", OURS, str(port), url, recording, offload], port) as base:
+            with server([PYTHON, "-c", OURS, str(port), url, recording, offload], port, env) as base:
                 if record is None:
                     spec = httpx.get(base + "/docs/openapi.json").json()
                     examples = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
