@@ -1,8 +1,12 @@
 """The notebook facade: `predict()` and `load_model()` over the same use case and wiring as the server.
 
-Shapes follow the input: a dict gives one prediction, a list gives a list, a DataFrame gives a DataFrame
-(one row per input row, index kept). Validation errors are the domain's `ValidationFailed`, which lists
-every problem by record and feature.
+Shapes follow the input: a dict (or a pandas Series) gives one prediction, a list gives a list, a DataFrame
+gives a DataFrame (one row per input row, index kept). Validation errors are the domain's
+`ValidationFailed`, which lists every problem by record (a DataFrame's own index label) and feature.
+
+Data is taken as pandas holds it: NaN, `pd.NA` and None mean missing, numpy scalars are plain numbers,
+and `drop=` names columns to leave out (e.g. the target). The HTTP API stays strict; here the values are
+made plain only when the strict validator refused them as they came, so valid data pays nothing.
 
 Settings are read once, on first use. One `Wiring` per settings (and recording choice) is cached, so
 sessions and store connections are reused; `close()` releases them all (it also runs at interpreter
@@ -15,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import math
+import sys
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +38,7 @@ from predictor_core import (
     ModelManifest,
     MulticlassPrediction,
     Prediction,
+    ValidationFailed,
 )
 
 if TYPE_CHECKING:
@@ -64,10 +70,10 @@ class Model:
         assert self._described.execution is not None
         return self._described.execution
 
-    def predict(self, data: Any, *, record: bool = False) -> Any:
+    def predict(self, data: Any, *, record: bool = False, drop: Iterable[str] = ()) -> Any:
         """Predict with exactly this version; see `predictor.predict` for the shapes in and out."""
         m = self.manifest
-        return _predict(self._settings, m.name, m.version, data, record=record)
+        return _predict(self._settings, m.name, m.version, data, record=record, drop=drop)
 
     def __repr__(self) -> str:
         m = self.manifest
@@ -106,15 +112,19 @@ def predict(
     model: str | Path | Model | None = None,
     version: str | None = None,
     record: bool = False,
+    drop: Iterable[str] = (),
 ) -> Any:
-    """Predict one record (a dict), a list of records, or every row of a pandas DataFrame.
+    """Predict one record (a dict or a Series), a list of records, or every row of a pandas DataFrame.
 
     Args:
-        data: a dict of feature values, a list of such dicts, or a DataFrame with one column per
-            feature (missing values as NaN/None where the model accepts them).
+        data: a dict of feature values (a Series, e.g. `frame.iloc[3]`), a list of such dicts (e.g.
+            `frame.to_dict("records")`), or a DataFrame with one column per feature; missing values as
+            NaN, `pd.NA` or None where the model accepts them.
         model: a model name, a bundle path, or a `Model` from `load_model`; the default model if None.
         version: a model version (the one the name serves if None).
         record: also write every input and prediction to the configured database (audit trail).
+        drop: keys or columns to leave out when present, e.g. the target still in the frame; any other
+            name the model does not know is refused as an unknown feature.
 
     Returns:
         One Prediction for a dict, a list of Predictions for a list, a DataFrame (label and
@@ -124,9 +134,9 @@ def predict(
         ValidationFailed: what is wrong with which record and feature; nothing was predicted.
     """
     if isinstance(model, Model):
-        return model.predict(data, record=record)
+        return model.predict(data, record=record, drop=drop)
     settings, name = _settings_for(model)
-    return _predict(settings, name, version, data, record=record)
+    return _predict(settings, name, version, data, record=record, drop=drop)
 
 
 def close() -> None:
@@ -182,17 +192,41 @@ def _wiring(settings: Settings, *, record: bool) -> Wiring:
     return wiring
 
 
-def _predict(settings: Settings, model: str | None, version: str | None, data: Any, *, record: bool) -> Any:
+def _predict(
+    settings: Settings,
+    model: str | None,
+    version: str | None,
+    data: Any,
+    *,
+    record: bool,
+    drop: Iterable[str],
+) -> Any:
     wiring = _wiring(settings, record=record)
+    dropped = frozenset(drop)
     frame = _as_frame(data)
     if frame is not None:
+        frame = frame.drop(columns=[c for c in frame.columns if c in dropped])
         manifest = wiring.registry.resolve(model, version)  # once: the columns are read for this version
         columns = _columns(frame, manifest.schema)
-        predictions = _run(wiring, columns, manifest.name, manifest.version, "columns", record)
+        try:
+            predictions = _run(wiring, columns, manifest.name, manifest.version, "columns", record)
+        except ValidationFailed as failure:
+            raise _by_label(failure, frame.index) from None
         return _to_frame(predictions, frame.index, record=record)
-    if isinstance(data, Mapping):
-        return _run(wiring, [data], model, version, "records", record)[0]
-    return _run(wiring, data, model, version, "records", record)
+    single = _as_record(data)
+    records = [single] if single is not None else data
+    if dropped and isinstance(records, Sequence):
+        records = [_without(r, dropped) for r in records]
+    try:
+        predictions = _run(wiring, records, model, version, "records", record)
+    except ValidationFailed:
+        plain = _plain_records(records)
+        if plain is None:  # nothing to make plain: the values were refused as they are
+            raise
+    else:
+        return predictions[0] if single is not None else predictions
+    predictions = _run(wiring, plain, model, version, "records", record)  # refused again: as pandas has it
+    return predictions[0] if single is not None else predictions
 
 
 def _run(
@@ -203,10 +237,68 @@ def _run(
     return wiring.service.predict_unrecorded(data, model=model, version=version, layout=layout)
 
 
+def _as_record(data: Any) -> Mapping[str, Any] | None:
+    """One record: a mapping, or a pandas Series (feature name -> value); None for anything else."""
+    if isinstance(data, Mapping):
+        return data
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(data, pandas.Series):
+        return {str(k): v for k, v in data.items()}
+    return None
+
+
+def _without(record: Any, dropped: frozenset[str]) -> Any:
+    return {k: v for k, v in record.items() if k not in dropped} if isinstance(record, Mapping) else record
+
+
+def _plain_records(records: Any) -> list[Any] | None:
+    """The records with pandas' and numpy's values made plain, or None when no value needed it."""
+    if not isinstance(records, Sequence) or isinstance(records, str | bytes):
+        return None
+    changed = False
+    plain: list[Any] = []
+    for record in records:
+        if isinstance(record, Mapping):
+            values = {k: _plain(v) for k, v in record.items()}
+            changed = changed or any(values[k] is not v for k, v in record.items())
+            plain.append(values)
+        else:
+            plain.append(record)
+    return plain if changed else None
+
+
+def _plain(value: Any) -> Any:
+    """NaN, NaT and `pd.NA` as None; numpy scalars as the Python int, float, bool or str they hold."""
+    if isinstance(value, float):
+        return None if value != value else value
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        return _plain(value.item())
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and (value is pandas.NA or value is pandas.NaT):
+        return None
+    return value
+
+
+def _by_label(failure: ValidationFailed, index: Any) -> ValidationFailed:
+    """The same problems, with a DataFrame row located by its index label instead of its position."""
+    labels = index.tolist()
+
+    def label(position: int) -> int | str:
+        value = labels[position]
+        return value if isinstance(value, int | str) else str(value)
+
+    return ValidationFailed(
+        [
+            msgspec.structs.replace(p, loc=(label(p.loc[0]), *p.loc[1:]))
+            if p.loc and isinstance(p.loc[0], int)
+            else p
+            for p in failure.problems
+        ]
+    )
+
+
 def _as_frame(data: Any) -> pd.DataFrame | None:
     """The data when it is a DataFrame; pandas is imported only if the caller already did."""
-    import sys
-
     pandas = sys.modules.get("pandas")
     return data if pandas is not None and isinstance(data, pandas.DataFrame) else None
 

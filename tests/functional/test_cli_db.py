@@ -7,6 +7,7 @@ import csv
 import io
 import json
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -107,3 +108,26 @@ async def test_dataset_import_is_bulk_and_idempotent(url: str) -> None:
     assert (first.changed, again.changed, changed.changed) == (True, False, True)
     assert chunks == [1000, 1000, 500]
     assert count == 10
+
+
+def test_labels_keep_their_type_and_ids_are_never_cut(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    integers = msgspec.structs.replace(MANIFEST, name="cli_int", classes=(0, 1), positive_class=1)
+
+    async def record() -> list:
+        store = SqlPredictionStore(url)
+        await store.start()
+        try:
+            return await fake_service([integers], store)[0].predict(ROWS[:3])
+        finally:
+            await store.close()
+
+    predictions = asyncio.run(record())
+    out = json.loads(
+        invoke("db", "predictions", "--database-url", url, "--model", "cli_int", "--format", "json")
+    )
+    assert sorted(r["label"] for r in out) == sorted(p.label for p in predictions)
+    assert all(type(r["label"]) is int for r in out)
+    monkeypatch.setenv("COLUMNS", "80")
+    table = invoke("db", "predictions", "--database-url", url, "--model", "cli_int")
+    for p in predictions:
+        assert str(p.prediction_id) in table

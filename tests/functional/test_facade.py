@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -117,3 +118,72 @@ async def test_recording_works_inside_a_running_event_loop(
         await store.close()
     assert stored.prediction.label == out["label"].iloc[2]
     assert stored.features["mean_radius"] == load_dataset("breast_cancer").frame["mean_radius"].iloc[2]
+
+
+def test_data_as_pandas_holds_it_gives_the_frames_own_answers() -> None:
+    data = load_dataset("penguins")
+    frame = data.frame.iloc[:30]
+    assert frame.isna().any().any()  # missing sexes and measurements, as NaN
+    expected = predict(frame, model="penguins")["label"].tolist()
+    as_dicts = predict(frame.to_dict("records"), model="penguins")
+    assert [p.label for p in as_dicts] == expected
+    rows = [predict(frame.iloc[i].to_dict(), model="penguins").label for i in range(len(frame))]
+    assert rows == expected
+    series = predict(frame.iloc[3], model="penguins")  # a Series is one record
+    assert series.label == expected[3]
+    odd = {
+        **first_record("penguins"),
+        "sex": pd.NA,
+        "flipper_length_mm": np.int64(181),
+        "body_mass_g": np.float32(3750.0),
+    }
+    assert predict(odd, model="penguins").label == "Adelie"
+
+
+def test_numpy_booleans_and_integers_are_plain_values() -> None:
+    record = first_record("diabetes")
+    with_numpy = {k: (np.int64(v) if isinstance(v, int) else np.float64(v)) for k, v in record.items()}
+    assert predict(with_numpy, model="diabetes").value == pytest.approx(
+        predict(record, model="diabetes").value
+    )
+
+
+def test_drop_leaves_out_the_target_and_nothing_else() -> None:
+    data = load_dataset("penguins")
+    frame = data.frame.iloc[:5].assign(species=data.target.iloc[:5])
+    with pytest.raises(ValidationFailed, match="unknown_feature"):
+        predict(frame, model="penguins")
+    assert len(predict(frame, model="penguins", drop=["species"])) == 5
+    record = {**first_record("penguins"), "species": "Adelie"}
+    assert predict(record, model="penguins", drop=["species"]).label == "Adelie"
+    with pytest.raises(ValidationFailed, match="species"):
+        predict(record, model="penguins", drop=["island_typo"])
+
+
+def test_dataframe_problems_are_located_by_the_frames_index_labels() -> None:
+    frame = load_dataset("penguins").frame.iloc[:4].set_axis(["a", "b", "c", "d"])
+    frame.loc["c", "island"] = "Atlantis"
+    with pytest.raises(ValidationFailed) as caught:
+        predict(frame, model="penguins")
+    assert [p.loc for p in caught.value.problems] == [("c", "island")]
+    assert "[c.island] unknown_category" in str(caught.value)
+
+
+def test_a_loaded_model_records_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from predictor_sql import SqlPredictionStore, sqlite_url_for
+
+    url = sqlite_url_for(tmp_path / "audit.db")
+    monkeypatch.setenv("DATABASE_URL", url)
+    model = load_model("penguins")
+    prediction = model.predict(first_record("penguins"), record=True)
+    assert prediction.prediction_id is not None
+
+    async def stored() -> object:
+        store = SqlPredictionStore(url)
+        try:
+            return (await store.get(prediction.prediction_id)).prediction
+        finally:
+            await store.close()
+
+    assert asyncio.run(stored()) == prediction
+    assert predict(first_record("penguins"), model=model).prediction_id is None  # unrecorded: no id

@@ -78,6 +78,7 @@ async def predictions(
             model_versions.c.version,
             model_outputs.c.task,
             model_outputs.c.label,
+            model_outputs.c.label_is_int,
             model_outputs.c.probability,
             model_outputs.c.probabilities,
             model_outputs.c.value,
@@ -94,8 +95,10 @@ async def predictions(
         async with engine.connect() as conn:
             result = await conn.execute(query)
             rows = [dict(row._mapping) for row in result]
-    for row in rows:  # SQLite hands back naive UTC
-        row["created_at"] = row["created_at"].replace(tzinfo=row["created_at"].tzinfo or dt.UTC)
+    for row in rows:
+        row["created_at"] = row["created_at"].replace(tzinfo=row["created_at"].tzinfo or dt.UTC)  # SQLite: naive
+        if row.pop("label_is_int"):  # the label as the model gives it, as HTTP answers it
+            row["label"] = int(row["label"])
     return rows
 
 

@@ -251,7 +251,10 @@ def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, *, t
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(*columns, title=title)
+        table = Table(title=title)
+        for column in columns:  # an id is never cut: other columns wrap to make room for it
+            wide = column == "prediction_id"
+            table.add_column(column, no_wrap=wide, min_width=36 if wide else None)
         for row in rows:
             table.add_row(*(_text(row.get(c)) for c in columns))
         Console().print(table)
