@@ -24,14 +24,21 @@ $$;
 GRANT USAGE ON SCHEMA public TO predictor_app, predictor_reader;
 
 -- Start from nothing on every table, then grant exactly what each role needs.
-REVOKE ALL ON model_versions, model_inputs, model_outputs, prediction_feedback,
-    reference_datasets, dataset_rows, alembic_version FROM predictor_app, predictor_reader;
+REVOKE ALL ON model_versions, model_inputs, model_outputs, prediction_feedback, shadow_outputs,
+    model_aliases, model_alias_history, reference_datasets, dataset_rows, alembic_version
+    FROM predictor_app, predictor_reader;
 
 -- Append-only audit trail: INSERT and SELECT, no UPDATE, DELETE or TRUNCATE.
-GRANT SELECT, INSERT ON model_versions, model_inputs, model_outputs, prediction_feedback TO predictor_app;
+GRANT SELECT, INSERT ON model_versions, model_inputs, model_outputs, prediction_feedback, shadow_outputs
+    TO predictor_app;
 GRANT USAGE ON SEQUENCE model_versions_id_seq, prediction_feedback_id_seq TO predictor_app;
+-- Aliases move (promote, rollback, shadow): the current pointer changes, every change is appended to
+-- the history, which is never rewritten.
+GRANT SELECT, INSERT, UPDATE, DELETE ON model_aliases TO predictor_app;
+GRANT SELECT, INSERT ON model_alias_history TO predictor_app;
+GRANT USAGE ON SEQUENCE model_alias_history_id_seq TO predictor_app;
 -- Reference data and the schema revision (checked at start-up) are read-only for the application.
 GRANT SELECT ON reference_datasets, dataset_rows, alembic_version TO predictor_app;
 
-GRANT SELECT ON model_versions, model_inputs, model_outputs, prediction_feedback,
-    reference_datasets, dataset_rows, alembic_version TO predictor_reader;
+GRANT SELECT ON model_versions, model_inputs, model_outputs, prediction_feedback, shadow_outputs,
+    model_aliases, model_alias_history, reference_datasets, dataset_rows, alembic_version TO predictor_reader;

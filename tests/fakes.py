@@ -12,10 +12,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from predictor_core import (
+    AliasChange,
+    AliasStore,
     ClassifierOutputs,
     DuplicatePrediction,
     ExecutionReport,
@@ -36,7 +39,9 @@ from predictor_core import (
     PredictionStore,
     RegressorOutputs,
     Rule,
+    ShadowRecord,
     StoreHealth,
+    StoreRejected,
     StoreUnavailable,
     Task,
     TaskOutputs,
@@ -166,7 +171,7 @@ def fake_service(
 
 
 def records_for(
-    manifest: ModelManifest, rows: Sequence[dict], *, request_id: str | None = None
+    manifest: ModelManifest, rows: Sequence[dict[str, Any]], *, request_id: str | None = None
 ) -> list[PredictionRecord]:
     """Prediction records as the service builds them, from the fake model: input for store tests."""
     batch = validate(manifest, rows, "records")
@@ -186,6 +191,7 @@ class InMemoryPredictionStore:
         self.models: dict[tuple[str, str], ModelManifest] = {}
         self.records: dict[uuid.UUID, PredictionRecord] = {}
         self.feedback: list[Feedback] = []
+        self.shadows: list[ShadowRecord] = []
         self.started = False
         self._lock = asyncio.Lock()
 
@@ -212,6 +218,16 @@ class InMemoryPredictionStore:
                     raise ModelConflict(f"model {identity.name} {identity.version} is not registered")
             self.records.update((r.prediction_id, r) for r in records)
 
+    async def record_shadow(self, records: Sequence[ShadowRecord], /) -> None:
+        async with self._lock:
+            for r in records:
+                if r.prediction_id not in self.records:
+                    raise StoreRejected(f"no live prediction {r.prediction_id} to shadow")
+                identity = r.prediction.model
+                if (identity.name, identity.version) not in self.models:
+                    raise ModelConflict(f"model {identity.name} {identity.version} is not registered")
+            self.shadows.extend(records)
+
     async def get_model(self, name: str, version: str, /) -> ModelManifest:
         try:
             return self.models[(name, version)]
@@ -231,6 +247,39 @@ class InMemoryPredictionStore:
 
     async def health(self) -> StoreHealth:
         return StoreHealth(reachable=True, durable=True, backend="memory")
+
+
+class InMemoryAliasStore:
+    """Aliases and their history in memory, as the SQL alias store keeps them."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, dict[str, str]] = {}
+        self.changes: list[AliasChange] = []
+
+    async def aliases(self) -> dict[str, dict[str, str]]:
+        return {name: dict(names) for name, names in self.current.items() if names}
+
+    async def move(self, name: str, alias: str, version: str | None, /, *, by: str) -> AliasChange:
+        names = self.current.setdefault(name, {})
+        before = names.get(alias)
+        if version is None:
+            names.pop(alias, None)
+        else:
+            names[alias] = version
+        change = AliasChange(
+            name=name,
+            alias=alias,
+            from_version=before,
+            to_version=version,
+            changed_at=dt.datetime.now(dt.UTC),
+            changed_by=by,
+        )
+        self.changes.append(change)
+        return change
+
+    async def history(self, name: str, alias: str | None = None, /, *, limit: int = 50) -> list[AliasChange]:
+        mine = [c for c in reversed(self.changes) if c.name == name and alias in (None, c.alias)]
+        return mine[:limit]
 
 
 class FailingStore(InMemoryPredictionStore):
@@ -258,3 +307,4 @@ class FailingStore(InMemoryPredictionStore):
 _source: ModelSource = InMemoryModelSource([])
 _store: PredictionStore = InMemoryPredictionStore()
 _runtime: InferenceRuntime = FakeRuntime(toy_manifest())
+_aliases: AliasStore = InMemoryAliasStore()

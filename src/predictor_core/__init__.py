@@ -7,6 +7,7 @@ enforces it), so it can be reasoned about and tested without a database, a web s
 from predictor_core.bundle import (
     MANIFEST_FORMAT,
     FeatureStats,
+    GoldenSet,
     ModelManifest,
     OnnxSignature,
     TensorSpec,
@@ -23,6 +24,7 @@ from predictor_core.errors import (
     NotFound,
     PredictionNotFound,
     PredictorError,
+    PromotionRefused,
     RecordingDisabled,
     RuntimeUnavailable,
     SchemaError,
@@ -32,13 +34,17 @@ from predictor_core.errors import (
     ValidationFailed,
 )
 from predictor_core.ids import new_prediction_id, new_prediction_ids
+from predictor_core.lifecycle import ModelLifecycle, check_golden
 from predictor_core.ports import (
+    AliasChange,
+    AliasStore,
     ExecutionReport,
     Feedback,
     InferenceRuntime,
     ModelSource,
     PredictionRecord,
     PredictionStore,
+    ShadowRecord,
     StoreHealth,
 )
 from predictor_core.predictions import (
@@ -54,7 +60,14 @@ from predictor_core.predictions import (
     TaskOutputs,
 )
 from predictor_core.problems import Problem, ProblemCode
-from predictor_core.registry import ModelDescription, ModelRegistry, ModelVersions, version_key
+from predictor_core.registry import (
+    PRODUCTION,
+    SHADOW,
+    ModelDescription,
+    ModelRegistry,
+    ModelVersions,
+    version_key,
+)
 from predictor_core.rules import Rule
 from predictor_core.scheduling import InferenceScheduler, InlineInference, ThreadedInference
 from predictor_core.schema import Feature, FeatureKind, FeatureSchema
@@ -70,6 +83,10 @@ from predictor_core.validation import ValidatedBatch, validate_columns, validate
 
 __all__ = [
     "MANIFEST_FORMAT",
+    "PRODUCTION",
+    "SHADOW",
+    "AliasChange",
+    "AliasStore",
     "BinaryPrediction",
     "BundleError",
     "ClassifierOutputs",
@@ -82,6 +99,7 @@ __all__ = [
     "FeatureSchema",
     "FeatureStats",
     "Feedback",
+    "GoldenSet",
     "InferenceRuntime",
     "InferenceScheduler",
     "InlineInference",
@@ -90,6 +108,7 @@ __all__ = [
     "ModelConflict",
     "ModelDescription",
     "ModelIdentity",
+    "ModelLifecycle",
     "ModelManifest",
     "ModelNotFound",
     "ModelRegistry",
@@ -107,6 +126,7 @@ __all__ = [
     "PredictorError",
     "Problem",
     "ProblemCode",
+    "PromotionRefused",
     "RecordingDisabled",
     "RegressionPrediction",
     "RegressorOutputs",
@@ -114,6 +134,7 @@ __all__ = [
     "RuntimeUnavailable",
     "SchemaError",
     "ServiceStatus",
+    "ShadowRecord",
     "StoreHealth",
     "StoreRejected",
     "StoreUnavailable",
@@ -127,6 +148,7 @@ __all__ = [
     "ValidationFailed",
     "build_predictions",
     "check_actual",
+    "check_golden",
     "new_prediction_id",
     "new_prediction_ids",
     "validate",

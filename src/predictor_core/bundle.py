@@ -18,6 +18,7 @@ from predictor_core.schema import FeatureSchema
 __all__ = [
     "MANIFEST_FORMAT",
     "FeatureStats",
+    "GoldenSet",
     "ModelManifest",
     "OnnxSignature",
     "TensorSpec",
@@ -59,6 +60,20 @@ class FeatureStats(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     """Category -> count, for category features."""
 
 
+class GoldenSet(msgspec.Struct, frozen=True, kw_only=True):
+    """Records and what the exported graph answered for them: a version must reproduce it to take traffic."""
+
+    records: tuple[dict[str, Any], ...]
+    labels: tuple[Label, ...] | None = None
+    """Classifiers: the label of each record."""
+    probabilities: tuple[tuple[float, ...], ...] | None = None
+    """Classifiers: one probability row per record, columns in the order of the manifest's classes."""
+    values: tuple[float, ...] | None = None
+    """Regressors: the value of each record."""
+    tolerance: float = 1e-5
+    """Largest |difference| accepted, absolute (the export's parity tolerance)."""
+
+
 class TrainingSummary(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     fingerprint: str
@@ -85,6 +100,8 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     metrics: dict[str, float] = {}
     """Held-out metrics measured at export (accuracy, roc_auc, f1, log_loss / rmse, mae, r2)."""
     training: TrainingSummary | None = None
+    golden: GoldenSet | None = None
+    """What a promotion checks before the version takes traffic (bundles exported by this release)."""
     versions: dict[str, str] = {}
     """Library versions used at export: scikit-learn, skl2onnx, onnx, onnxruntime, numpy."""
     description: str = ""

@@ -14,6 +14,7 @@ The core never names an HTTP status: the HTTP adapter keeps that table in one pl
     + ModelConflict                   a model version the store does not know, or knows with another file
   x StoreRejected                     the store refused rows it was given (a constraint): a bug, not an outage
   x BundleError                       a model bundle is missing, corrupt, tampered or unsupported
+    + PromotionRefused                a version cannot take traffic (no golden set, or it differs)
   x ConfigurationError                settings ask for what this machine cannot give (GPU absent...)
     + RecordingDisabled               lookups or feedback asked of a service that records nothing
   x Unavailable                       retryable: a dependency is down; carries retry_after
@@ -42,6 +43,7 @@ __all__ = [
     "NotFound",
     "PredictionNotFound",
     "PredictorError",
+    "PromotionRefused",
     "RecordingDisabled",
     "RuntimeUnavailable",
     "SchemaError",
@@ -117,6 +119,13 @@ class StoreRejected(PredictorError):
 
 class BundleError(PredictorError):
     """A model bundle cannot be used: missing, corrupt, tampered with, or made for another runtime."""
+
+
+class PromotionRefused(BundleError):
+    """A version may not take traffic under an alias: it fails its golden set, or has none to check.
+
+    Nothing changed: the alias still names the version it named before.
+    """
 
 
 class ConfigurationError(PredictorError):

@@ -29,12 +29,15 @@ from predictor_core.predictions import Label, Prediction, TaskOutputs
 from predictor_core.validation import ValidatedBatch
 
 __all__ = [
+    "AliasChange",
+    "AliasStore",
     "ExecutionReport",
     "Feedback",
     "InferenceRuntime",
     "ModelSource",
     "PredictionRecord",
     "PredictionStore",
+    "ShadowRecord",
     "StoreHealth",
 ]
 
@@ -67,6 +70,31 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
     def prediction_id(self) -> uuid.UUID:
         assert self.prediction.prediction_id is not None
         return self.prediction.prediction_id
+
+
+class ShadowRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What the shadow version answered for a recorded live input; kept beside it, never returned."""
+
+    prediction_id: uuid.UUID
+    """The live prediction whose input the shadow version scored."""
+    prediction: Prediction
+    """The shadow version's answer, with its own model identity (and no id of its own)."""
+    created_at: dt.datetime
+    latency_ms: float
+
+
+class AliasChange(msgspec.Struct, frozen=True, kw_only=True):
+    """One move of a model alias, as the append-only history keeps it."""
+
+    name: str
+    alias: str
+    from_version: str | None
+    """None: the alias was new."""
+    to_version: str | None
+    """None: the alias was removed."""
+    changed_at: dt.datetime
+    changed_by: str
+    """Who moved it: an API key id, or the OS user of the CLI."""
 
 
 class Feedback(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,6 +185,15 @@ class PredictionStore(Protocol):
         """
         ...
 
+    async def record_shadow(self, records: Sequence[ShadowRecord], /) -> None:
+        """Commit shadow answers beside their live inputs, registering the shadow version if new.
+
+        Raises:
+            ModelConflict: the shadow version is registered with another file.
+            StoreRejected, StoreUnavailable: as `record`.
+        """
+        ...
+
     async def get(self, prediction_id: uuid.UUID, /) -> PredictionRecord:
         """The recorded prediction. Raises PredictionNotFound, StoreUnavailable."""
         ...
@@ -174,4 +211,23 @@ class PredictionStore(Protocol):
 
     async def health(self) -> StoreHealth:
         """Reachability and durability, for readiness probes; never raises."""
+        ...
+
+
+class AliasStore(Protocol):
+    """Where model aliases live, shared by every worker and replica; every move is kept in a history."""
+
+    async def aliases(self) -> dict[str, dict[str, str]]:
+        """Every alias now: model name -> alias -> version. Raises StoreUnavailable."""
+        ...
+
+    async def move(self, name: str, alias: str, version: str | None, /, *, by: str) -> AliasChange:
+        """Point `alias` of `name` at `version` (None removes it) and append the change to the history.
+
+        Raises StoreUnavailable.
+        """
+        ...
+
+    async def history(self, name: str, alias: str | None = None, /, *, limit: int = 50) -> list[AliasChange]:
+        """The latest changes of a model's aliases (one alias when named), newest first."""
         ...

@@ -9,11 +9,17 @@ twice. One prediction goes through explicit stages:
 3. `await` inference through the `InferenceScheduler` (inline, a worker thread, or a batcher);
 4. build typed predictions with fresh UUIDv7 ids;
 5. record inputs and outputs, awaiting the commit; then return.
+
+A request served by a bare model name is also scored, after its answer is recorded, by the version the
+name's `shadow` alias names, if any: in a worker thread, recorded beside the live input, never returned;
+a shadow failure is logged and never touches the live answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import math
 import time
 import uuid
@@ -31,7 +37,7 @@ from predictor_core.errors import (
     Unavailable,
 )
 from predictor_core.ids import new_prediction_ids
-from predictor_core.ports import Feedback, PredictionRecord, PredictionStore, StoreHealth
+from predictor_core.ports import Feedback, PredictionRecord, PredictionStore, ShadowRecord, StoreHealth
 from predictor_core.predictions import (
     BinaryPrediction,
     ClassifierOutputs,
@@ -44,7 +50,7 @@ from predictor_core.predictions import (
     Task,
     TaskOutputs,
 )
-from predictor_core.registry import ModelRegistry
+from predictor_core.registry import SHADOW, ModelRegistry
 from predictor_core.scheduling import InferenceScheduler, InlineInference
 from predictor_core.validation import ValidatedBatch, validate_columns, validate_records
 
@@ -59,6 +65,9 @@ __all__ = [
 ]
 
 Layout = Literal["records", "columns"]
+SHADOWS_IN_FLIGHT = 64
+"""Most shadow scorings pending at once; beyond it a request is not shadowed (counted, never queued)."""
+log = logging.getLogger(__name__)
 MODEL_RETRY_AFTER_S = 30.0
 """What readiness tells a caller to wait while the default model cannot be loaded."""
 STORE_RETRY_AFTER_S = 5.0
@@ -121,6 +130,9 @@ class PredictionService:
         self._inference = inference or InlineInference()
         self._clock = clock
         self._registered: set[ModelIdentity] = set()
+        self._shadows: set[asyncio.Task[None]] = set()
+        self.shadows_skipped = 0
+        """Requests not shadowed because SHADOWS_IN_FLIGHT scorings were pending."""
 
     @property
     def recording(self) -> bool:
@@ -134,8 +146,12 @@ class PredictionService:
         version: str | None = None,
         layout: Layout = "records",
         request_id: str | None = None,
+        shadow: bool | None = None,
     ) -> list[Prediction]:
         """Predict and record; returns only after the store committed every input and output.
+
+        `shadow` says whether the name's shadow version also scores the records (by default: when no
+        version was named; a caller that resolved the version itself passes what the request said).
 
         Raises:
             ValidationFailed: nothing was predicted or recorded.
@@ -160,7 +176,58 @@ class PredictionService:
                     for p, f in zip(predictions, batch.records(), strict=True)
                 ]
             )
+            if version is None if shadow is None else shadow:
+                self._shadow(manifest, data, layout, predictions)
         return predictions
+
+    def _shadow(self, live: ModelManifest, data: Any, layout: Layout, predictions: list[Prediction]) -> None:
+        challenger = self._models.aliased(live.name, SHADOW)
+        if challenger is None or challenger.identity == live.identity:
+            return
+        if len(self._shadows) >= SHADOWS_IN_FLIGHT:
+            self.shadows_skipped += 1
+            return
+        ids = [p.prediction_id for p in predictions]
+        task = asyncio.get_running_loop().create_task(self._score(challenger, data, layout, ids))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _score(
+        self, challenger: ModelManifest, data: Any, layout: Layout, ids: list[uuid.UUID | None]
+    ) -> None:
+        def work() -> tuple[ModelManifest, TaskOutputs, float]:
+            started = time.perf_counter()
+            runtime = self._models.runtime(challenger.name, challenger.version)
+            outputs = runtime.infer(validate(runtime.manifest, data, layout))
+            return runtime.manifest, outputs, (time.perf_counter() - started) * 1000.0
+
+        try:
+            manifest, outputs, latency_ms = await asyncio.to_thread(work)
+            answers = build_predictions(manifest, outputs, [None] * len(ids))
+            assert self._store is not None
+            await self._ensure_registered(manifest)
+            now = self._clock()
+            await self._store.record_shadow(
+                [
+                    ShadowRecord(prediction_id=i, prediction=a, created_at=now, latency_ms=latency_ms)
+                    for i, a in zip(ids, answers, strict=True)
+                    if i is not None
+                ]
+            )
+        except Exception as exc:  # a shadow failure never reaches the live answer
+            log.warning(
+                "shadow %s %s did not score %d records: %s: %s",
+                challenger.name,
+                challenger.version,
+                len(ids),
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+            )
+
+    async def drain(self) -> None:
+        """Wait for the shadow scorings in flight, so that closing the store loses none of them."""
+        while self._shadows:
+            await asyncio.gather(*list(self._shadows))
 
     def predict_unrecorded(
         self,

@@ -60,14 +60,14 @@ def test_point_changes_what_a_bare_name_serves_and_in_flight_runtimes_stay() -> 
     source, _ = counting_source("1", "2")
     registry = ModelRegistry(source, default_model="toy")
     in_flight = registry.runtime()
-    registry.point("toy", "1")
+    registry.apply_aliases({"toy": {"production": "1"}})
     assert registry.runtime().manifest.version == "1"
     assert registry.describe("toy", "1", load=False).current
     assert in_flight.manifest.version == "2"  # a request that holds it finishes on it
-    registry.point("toy", None)
+    registry.apply_aliases({})
     assert registry.resolve().version == "2"
     with pytest.raises(ModelNotFound, match="no version '7'"):
-        registry.point("toy", "7")
+        registry.pin("toy", "7")
 
 
 def test_evict_drops_a_runtime_and_the_next_use_loads_it_again() -> None:
@@ -99,10 +99,10 @@ def test_unknown_references_say_what_exists_and_rescan_at_most_once_a_second() -
 def test_refresh_forgets_removed_versions() -> None:
     source, _ = counting_source("1", "2")
     registry = ModelRegistry(source, default_model="toy")
-    registry.point("toy", "2")
+    registry.apply_aliases({"toy": {"production": "2"}})
     source.manifests.pop()
     registry.refresh()
-    with pytest.raises(ModelNotFound, match="serves version '2', which is gone"):
+    with pytest.raises(ModelNotFound, match=r"names \(production\) version '2', which is gone"):
         registry.resolve()
     assert registry.catalogue() == []
 

@@ -254,7 +254,9 @@ async def test_a_request_resolves_once_and_records_the_version_that_predicted():
 
     class SwapDuringInference(ThreadedInference):
         async def infer(self, runtime, batch, /):
-            registry.point("toy", "1")  # an alias flips while this request is in flight
+            registry.apply_aliases(
+                {"toy": {"production": "1"}}
+            )  # an alias flips while this request is in flight
             return await super().infer(runtime, batch)
 
     service = PredictionService(registry, store, inference=SwapDuringInference())

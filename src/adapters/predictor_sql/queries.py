@@ -95,8 +95,8 @@ async def predictions(
         async with engine.connect() as conn:
             result = await conn.execute(query)
             rows = [dict(row._mapping) for row in result]
-    for row in rows:
-        row["created_at"] = row["created_at"].replace(tzinfo=row["created_at"].tzinfo or dt.UTC)  # SQLite: naive
+    for row in rows:  # SQLite hands back naive UTC
+        row["created_at"] = row["created_at"].replace(tzinfo=row["created_at"].tzinfo or dt.UTC)
         if row.pop("label_is_int"):  # the label as the model gives it, as HTTP answers it
             row["label"] = int(row["label"])
     return rows

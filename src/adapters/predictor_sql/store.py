@@ -34,13 +34,20 @@ from predictor_core import (
     PredictionNotFound,
     PredictionRecord,
     RegressionPrediction,
+    ShadowRecord,
     StoreHealth,
     Task,
 )
 from predictor_sql.durability import durability_problems
 from predictor_sql.errors import translate_db_errors
 from predictor_sql.migrate import current_revision, head_revision
-from predictor_sql.tables import model_inputs, model_outputs, model_versions, prediction_feedback
+from predictor_sql.tables import (
+    model_inputs,
+    model_outputs,
+    model_versions,
+    prediction_feedback,
+    shadow_outputs,
+)
 
 __all__ = ["SqlPredictionStore", "create_engine", "sqlite_url_for"]
 
@@ -235,7 +242,37 @@ class SqlPredictionStore:
                     for r in records
                 ]
                 await conn.execute(model_inputs.insert(), inputs)
-                await conn.execute(model_outputs.insert(), [_output_row(r) for r in records])
+                await conn.execute(
+                    model_outputs.insert(), [_answer_row(r.prediction, r.latency_ms) for r in records]
+                )
+
+    async def record_shadow(self, records: Sequence[ShadowRecord], /) -> None:
+        """Commit shadow answers beside their live inputs (`shadow_outputs`), in one transaction.
+
+        Raises:
+            ModelConflict: the shadow version is not registered, or registered with another file.
+            StoreRejected: e.g. no live input with that id.
+            StoreUnavailable: retryable.
+        """
+        if records:
+            await asyncio.shield(self._record_shadow(records))
+
+    async def _record_shadow(self, records: Sequence[ShadowRecord]) -> None:
+        with translate_db_errors("record shadow predictions"):
+            async with self.engine.begin() as conn:
+                model_ids = {}
+                for identity in {r.prediction.model for r in records}:
+                    model_ids[identity] = await self._model_id(identity, conn)
+                rows = [
+                    {
+                        **_answer_row(r.prediction, r.latency_ms),
+                        "prediction_id": r.prediction_id,
+                        "model_version_id": model_ids[r.prediction.model],
+                        "created_at": _utc(r.created_at),
+                    }
+                    for r in records
+                ]
+                await conn.execute(shadow_outputs.insert(), rows)
 
     async def get(self, prediction_id: uuid.UUID, /) -> PredictionRecord:
         """The recorded prediction with its input. Raises PredictionNotFound."""
@@ -322,11 +359,11 @@ class SqlPredictionStore:
         )
 
 
-def _output_row(record: PredictionRecord) -> dict[str, Any]:
-    p = record.prediction
+def _answer_row(p: Prediction, latency_ms: float) -> dict[str, Any]:
+    """The answer columns shared by live and shadow outputs (live ones carry their own id)."""
     row: dict[str, Any] = {
-        "prediction_id": record.prediction_id,
-        "latency_ms": record.latency_ms,
+        "prediction_id": p.prediction_id,
+        "latency_ms": latency_ms,
         "label": None,
         "label_is_int": None,
         "probability": None,

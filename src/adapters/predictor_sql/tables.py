@@ -15,20 +15,25 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.schema import SchemaItem
 
 __all__ = [
     "dataset_rows",
     "metadata",
+    "model_alias_history",
+    "model_aliases",
     "model_inputs",
     "model_outputs",
     "model_versions",
     "prediction_feedback",
     "reference_datasets",
+    "shadow_outputs",
 ]
 
 NAME_LENGTH = 100
 LABEL_LENGTH = 200
 REQUEST_ID_LENGTH = 128
+CHANGED_BY_LENGTH = 200
 
 JSONB = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 """jsonb on PostgreSQL (indexable, compact), JSON text on SQLite; Python None is SQL NULL."""
@@ -78,28 +83,36 @@ model_inputs = sa.Table(
     comment="One row per predicted record: what the model was given.",
 )
 
+
+def _answer() -> list[SchemaItem]:
+    """The columns and checks of one model answer, shared by live and shadow outputs."""
+    return [
+        sa.Column("task", sa.String(16), nullable=False),
+        sa.Column("label", sa.String(LABEL_LENGTH), comment="predicted class, as text"),
+        sa.Column("label_is_int", sa.Boolean, comment="the class was an integer: restores its type"),
+        sa.Column("probability", sa.Double, comment="binary: probability of the positive class"),
+        sa.Column("probabilities", JSONB, comment="multiclass: class -> probability"),
+        sa.Column("value", sa.Double, comment="regression: predicted value"),
+        sa.Column("latency_ms", sa.Double, nullable=False, comment="validation + inference of its batch"),
+        sa.CheckConstraint("probability >= 0 AND probability <= 1", name="probability"),
+        sa.CheckConstraint("latency_ms >= 0", name="latency"),
+        sa.CheckConstraint(
+            "(task = 'binary' AND label IS NOT NULL AND label_is_int IS NOT NULL AND probability IS NOT NULL"
+            " AND probabilities IS NULL AND value IS NULL)"
+            " OR (task = 'multiclass' AND label IS NOT NULL AND label_is_int IS NOT NULL"
+            " AND probabilities IS NOT NULL AND probability IS NULL AND value IS NULL)"
+            " OR (task = 'regression' AND value IS NOT NULL AND label IS NULL AND label_is_int IS NULL"
+            " AND probability IS NULL AND probabilities IS NULL)",
+            name="fields_of_task",
+        ),
+    ]
+
+
 model_outputs = sa.Table(
     "model_outputs",
     metadata,
     sa.Column("prediction_id", sa.Uuid, sa.ForeignKey(model_inputs.c.prediction_id), primary_key=True),
-    sa.Column("task", sa.String(16), nullable=False),
-    sa.Column("label", sa.String(LABEL_LENGTH), comment="predicted class, as text"),
-    sa.Column("label_is_int", sa.Boolean, comment="the class was an integer: restores its type"),
-    sa.Column("probability", sa.Double, comment="binary: probability of the positive class"),
-    sa.Column("probabilities", JSONB, comment="multiclass: class -> probability"),
-    sa.Column("value", sa.Double, comment="regression: predicted value"),
-    sa.Column("latency_ms", sa.Double, nullable=False, comment="validation + inference of its batch"),
-    sa.CheckConstraint("probability >= 0 AND probability <= 1", name="probability"),
-    sa.CheckConstraint("latency_ms >= 0", name="latency"),
-    sa.CheckConstraint(
-        "(task = 'binary' AND label IS NOT NULL AND label_is_int IS NOT NULL AND probability IS NOT NULL"
-        " AND probabilities IS NULL AND value IS NULL)"
-        " OR (task = 'multiclass' AND label IS NOT NULL AND label_is_int IS NOT NULL"
-        " AND probabilities IS NOT NULL AND probability IS NULL AND value IS NULL)"
-        " OR (task = 'regression' AND value IS NOT NULL AND label IS NULL AND label_is_int IS NULL"
-        " AND probability IS NULL AND probabilities IS NULL)",
-        name="fields_of_task",
-    ),
+    *_answer(),
     comment="The prediction made from the input of the same id; written in the same transaction.",
 )
 
@@ -148,4 +161,38 @@ dataset_rows = sa.Table(
     sa.Column("features", JSONB, nullable=False),
     sa.Column("target", JSONB, nullable=False, comment="class label or value, typed as in the data"),
     comment="The rows of a reference data set: features plus target.",
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("name", sa.String(NAME_LENGTH), primary_key=True),
+    sa.Column("alias", sa.String(NAME_LENGTH), primary_key=True),
+    sa.Column("version", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("changed_at", TIMESTAMP, nullable=False),
+    comment="What each alias of a model names now; `production` is what the bare name serves.",
+)
+
+model_alias_history = sa.Table(
+    "model_alias_history",
+    metadata,
+    sa.Column("id", BIGINT_KEY, sa.Identity(), primary_key=True),
+    sa.Column("name", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("alias", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("from_version", sa.String(NAME_LENGTH), comment="NULL: the alias was new"),
+    sa.Column("to_version", sa.String(NAME_LENGTH), comment="NULL: the alias was removed"),
+    sa.Column("changed_at", TIMESTAMP, nullable=False),
+    sa.Column("changed_by", sa.String(CHANGED_BY_LENGTH), nullable=False, comment="key id, or OS user"),
+    sa.Index(None, "name", "alias", "id"),
+    comment="Every alias change, append-only, written with the change itself; rollback reads it.",
+)
+
+shadow_outputs = sa.Table(
+    "shadow_outputs",
+    metadata,
+    sa.Column("prediction_id", sa.Uuid, sa.ForeignKey(model_inputs.c.prediction_id), primary_key=True),
+    sa.Column("model_version_id", sa.Integer, sa.ForeignKey(model_versions.c.id), primary_key=True),
+    *_answer(),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    comment="What a shadow version answered for a live input of the same id; never returned to a caller.",
 )

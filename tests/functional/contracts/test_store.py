@@ -20,6 +20,8 @@ from predictor_core import (
     PredictionService,
     PredictionStore,
     RegressionPrediction,
+    ShadowRecord,
+    StoreRejected,
     Task,
     new_prediction_id,
 )
@@ -181,3 +183,27 @@ async def test_health_is_reachable_and_durable(store: PredictionStore) -> None:
     health = await store.health()
     assert health.reachable
     assert health.durable, health.detail
+
+
+async def test_shadow_answers_are_kept_beside_their_live_inputs(store: PredictionStore) -> None:
+    live = records_for(BINARY, ROWS)
+    await store.register_model(BINARY)
+    await store.record(live)
+    challenger = toy_manifest(Task.BINARY, name=BINARY.name, version="2")
+    shadows = [
+        ShadowRecord(
+            prediction_id=r.prediction_id,
+            prediction=msgspec.structs.replace(s.prediction, prediction_id=None),
+            created_at=r.created_at,
+            latency_ms=0.1,
+        )
+        for r, s in zip(live, records_for(challenger, ROWS), strict=True)
+    ]
+    with pytest.raises(ModelConflict, match="not registered"):
+        await store.record_shadow(shadows)
+    await store.register_model(challenger)
+    await store.record_shadow(shadows)
+    unknown = msgspec.structs.replace(shadows[0], prediction_id=new_prediction_id())
+    with pytest.raises(StoreRejected):
+        await store.record_shadow([unknown])
+    assert await store.get(live[0].prediction_id) == live[0]  # the live answer is untouched
