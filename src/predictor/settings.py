@@ -29,7 +29,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Everything the composition root needs; defaults give a working server with no set-up at all."""
 
     model: str = "breast_cancer"
-    """Default model: the name of a bundle, or a path to a bundle directory (known by its manifest name)."""
+    """Default model: a name (it serves its `production` alias, else its newest version), `NAME@VERSION`
+    (this process serves that version whatever the aliases say), or a bundle directory (exactly that
+    bundle, known by its manifest's name)."""
     model_dirs: tuple[str, ...] = ()
     """Extra bundle roots, searched before the shipped bundles (os.pathsep-separated in the environment)."""
     device: Literal["cpu", "cuda", "auto"] = "cpu"
@@ -49,8 +51,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: int = 1_048_576
     """Largest request body the HTTP API reads; larger ones get 413."""
     offload: bool = False
-    """Run validation and inference in a worker thread instead of on the event loop. Off by default:
-    inline measured faster for the reference models (benchmarks/bench_http.py, docs/api.md)."""
+    """Run inference in a worker thread instead of on the event loop. Off by default: inline measured
+    faster for the reference models (benchmarks/bench_http.py, docs/api.md)."""
+    model_store: str | None = None
+    """The deployment's model store: `predictor models add` places bundles there and the server serves them
+    beside the shipped ones; None means a `models` folder in the user's data directory."""
+    watch_interval: float = 0.5
+    """Seconds between two reads of the model aliases: a promotion reaches every worker within about this."""
+    evict_after: float = 600.0
+    """Seconds a loaded version that no alias or name serves stays in memory after its last request."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -60,6 +69,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.threads is not None and self.threads < 1:
             raise ConfigurationError(f"threads must be at least 1, got {self.threads}")
+        if not self.watch_interval > 0 or not self.evict_after >= 0:
+            raise ConfigurationError("watch_interval must be positive and evict_after not negative")
 
     @classmethod
     def load(
@@ -123,9 +134,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 return driver + url[len(plain) :]
         return url
 
+    def resolved_model_store(self) -> Path:
+        """The model store directory: the configured one, or the default in the user data directory."""
+        return Path(self.model_store).expanduser() if self.model_store else default_model_store()
+
     def redacted_database_url(self) -> str:
         """The database URL with any password hidden, for logs and health pages."""
         return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.resolved_database_url())
+
+
+def default_model_store() -> Path:
+    """`<user data dir>/predictor-core/models` (not created: `predictor models add` creates it)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("predictor-core", appauthor=False)) / "models"
 
 
 def default_sqlite_url() -> str:
