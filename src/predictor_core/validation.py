@@ -5,9 +5,10 @@ msgspec's C code, then finiteness and rules with numpy; it only ever *accepts*. 
 anything wrong it hands over to the thorough path, which walks every value to list every problem
 with its location. Valid traffic (the common case) never pays for the thorough path.
 
-No silent coercion: `True` is not a number, `"5"` is not a number, `5.0` is not an integer, NaN and
+No silent coercion: `True` is not a number, `"5"` is not a number, `5.5` is not an integer, NaN and
 infinities (and numbers too large for float32) are refused; missing is null, and only where the
-feature is nullable.
+feature is nullable. An integer feature takes an integral number in any JSON form (`59` and `59.0`), as
+JSON Schema's `integer` does, and keeps it as the int 59.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class ValidatedBatch:
 
     schema: FeatureSchema
     rows: Sequence[tuple[Any, ...]]
-    """One tuple per record, values in schema order, exactly as sent; None where missing."""
+    """One tuple per record, values in schema order, as sent (an integral float of an integer feature
+    as its int: 59.0 is kept as 59); None where missing."""
     columns: Mapping[str, np.ndarray] = field(repr=False)
     """Per feature: float64 for numbers, integers and booleans (NaN where missing); object array of
     str for categories (None where missing)."""
@@ -181,16 +183,17 @@ def validate_columns(
     ordered = [lists.get(name, [None] * size) for name in schema.names]
     rows = list(zip(*ordered, strict=True))
     plan = _plan(schema)
-    batch = plan.fast_batch(rows) if _converts(rows, plan) else None
+    typed = plan.typed(rows)
+    batch = plan.fast_batch(typed) if typed is not None else None
     if batch is not None:
         return batch
     records = [dict(zip(schema.names, row, strict=True)) for row in rows]
     return plan.thorough(records, allow_unknown=True)
 
 
-def _converts(rows: list[tuple[Any, ...]], plan: _Plan) -> bool:
+def _converts(rows: list[tuple[Any, ...]], rows_type: Any) -> bool:
     try:
-        msgspec.convert(rows, plan.strict_rows_type, strict=True)
+        msgspec.convert(rows, rows_type, strict=True)
     except (msgspec.ValidationError, OverflowError):
         return False
     return True
@@ -212,6 +215,14 @@ class _Plan:
             "Row", [(f.name, _msgspec_type(f)) for f in schema.features], array_like=True, frozen=True
         )
         self.strict_rows_type: Any = list[row_type]  # type: ignore[valid-type]
+        self.integers = [i for i, f in enumerate(schema.features) if f.kind is FeatureKind.INTEGER]
+        lenient = msgspec.defstruct(
+            "LenientRow",
+            [(f.name, _msgspec_type(f, integral_floats=True)) for f in schema.features],
+            array_like=True,
+            frozen=True,
+        )
+        self.lenient_rows_type: Any = list[lenient] if self.integers else None  # type: ignore[valid-type]
         self.numeric = [f for f in schema.features if f.kind in _NUMERIC]
         self.dense = len(self.numeric) == self.width and not any(f.nullable for f in self.numeric)
         self.nullable_numeric = [
@@ -238,7 +249,28 @@ class _Plan:
             return None
         if self.width == 1:
             rows = [(value,) for value in rows]
-        return rows if _converts(rows, self) else None
+        return self.typed(rows)
+
+    def typed(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+        """The rows when msgspec accepts every value, integral floats of integer features made ints.
+
+        Integer features are checked strictly first, so all-int traffic never pays for the repair.
+        """
+        if _converts(rows, self.strict_rows_type):
+            return rows
+        if self.lenient_rows_type is None or not _converts(rows, self.lenient_rows_type):
+            return None
+        repaired = []
+        for row in rows:
+            values = list(row)
+            for i in self.integers:
+                value = values[i]
+                if isinstance(value, float):
+                    if not value.is_integer():
+                        return None
+                    values[i] = int(value)
+            repaired.append(tuple(values))
+        return repaired
 
     def fast_batch(self, rows: list[tuple[Any, ...]]) -> ValidatedBatch | None:
         """The batch, when finiteness and rules hold too; None sends the caller to the thorough path."""
@@ -322,6 +354,8 @@ class _Plan:
                 if problem is not None:
                     problems.append((index, order[feature.name], problem))
                     row.append(None)
+                elif feature.kind is FeatureKind.INTEGER and isinstance(value, float):
+                    row.append(int(value))  # integral: _check refuses 59.5
                 else:
                     row.append(None if value is _ABSENT else value)
             clean_rows.append(tuple(row))
@@ -396,7 +430,7 @@ def _check(feature: Feature, value: Any, index: int) -> Problem | None:
         return None if isinstance(value, bool) else _wrong_type(loc, feature, value, "true or false")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return _wrong_type(loc, feature, value, "an integer" if kind is FeatureKind.INTEGER else "a number")
-    if kind is FeatureKind.INTEGER and not isinstance(value, int):
+    if kind is FeatureKind.INTEGER and not (isinstance(value, int) or value.is_integer()):
         return _wrong_type(loc, feature, value, "an integer")
     try:
         number = float(value)
@@ -446,8 +480,11 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _msgspec_type(feature: Feature) -> Any:
-    """The strict msgspec type that accepts exactly the valid values (finiteness and rules aside)."""
+def _msgspec_type(feature: Feature, *, integral_floats: bool = False) -> Any:
+    """The strict msgspec type that accepts exactly the valid values (finiteness and rules aside).
+
+    With `integral_floats`, integer features take floats too; the caller then checks integrality.
+    """
     base: Any
     if feature.kind is FeatureKind.CATEGORY:
         base = Literal[feature.categories]
@@ -458,7 +495,7 @@ def _msgspec_type(feature: Feature) -> Any:
         if feature.kind is FeatureKind.INTEGER:
             low = None if low is None else math.ceil(low)
             high = None if high is None else math.floor(high)
-            base = Annotated[int, msgspec.Meta(ge=low, le=high)]
+            base = Annotated[float if integral_floats else int, msgspec.Meta(ge=low, le=high)]
         else:
             base = Annotated[float, msgspec.Meta(ge=low, le=high)]
     return base | None if feature.nullable else base

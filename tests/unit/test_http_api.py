@@ -75,7 +75,7 @@ async def test_multiclass_probabilities_are_keyed_by_class(client) -> None:
 
 
 async def test_invalid_features_are_422_with_every_problem_located_in_the_body(client, store) -> None:
-    bad = {**GOOD, "x": "nan", "n": 3.0, "colour": "pink", "extra": 1}
+    bad = {**GOOD, "x": "nan", "n": 3.5, "colour": "pink", "extra": 1}
     r = await client.post("/predict", json={"features": bad})
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")

@@ -30,7 +30,8 @@ def valid_records(draw):
     return {
         "x": x,
         "y": y,
-        "n": draw(st.integers(0, 10)),
+        # an integer feature takes integral numbers in any JSON form: 3 and 3.0
+        "n": draw(st.one_of(st.integers(0, 10), st.integers(0, 10).map(float))),
         "flag": draw(st.booleans()),
         "colour": draw(st.sampled_from(["red", "green", "blue", None])),
     }
@@ -51,7 +52,8 @@ CORRUPTIONS = [
     ("x", 10**400, ProblemCode.NOT_FINITE),
     ("x", -0.5, ProblemCode.OUT_OF_RANGE),
     ("y", 100.000001, ProblemCode.OUT_OF_RANGE),
-    ("n", 3.0, ProblemCode.WRONG_TYPE),
+    ("n", 3.5, ProblemCode.WRONG_TYPE),
+    ("n", math.nan, ProblemCode.WRONG_TYPE),
     ("n", False, ProblemCode.WRONG_TYPE),
     ("n", 11, ProblemCode.OUT_OF_RANGE),
     ("n", -1, ProblemCode.OUT_OF_RANGE),
@@ -80,6 +82,7 @@ def test_any_valid_batch_passes_and_keeps_values_as_sent(records):
     batch = validate_records(SCHEMA, records)
     assert len(batch) == len(records)
     assert batch.records() == records
+    assert all(type(r["n"]) is int for r in batch.records())  # 3.0 is kept as the int 3
     assert batch.columns["x"].dtype == np.float64
     assert batch.columns["x"].tolist() == [float(r["x"]) for r in records]
     assert batch.columns["colour"].tolist() == [r["colour"] for r in records]
@@ -330,3 +333,28 @@ def test_grouped_rule_checks_agree_with_the_thorough_path(records):
     else:
         assert fast is not None
         assert fast.records() == records
+
+
+@given(st.lists(valid_records(), min_size=1, max_size=20))
+def test_integral_floats_give_the_same_batch_on_both_paths_and_by_columns(records):
+    plan = _plan(SCHEMA)
+    rows = plan.fast_rows(records)
+    fast = plan.fast_batch(rows) if rows is not None else None
+    thorough = plan.thorough(records, allow_unknown=False)
+    by_columns = validate_columns(SCHEMA, {name: [r[name] for r in records] for name in SCHEMA.names})
+    expected = [dict(r, n=int(r["n"])) for r in records]
+    assert fast is not None
+    assert fast.records() == thorough.records() == by_columns.records() == expected
+    assert [type(r["n"]) for r in thorough.records()] == [int] * len(records)
+
+
+@pytest.mark.parametrize("value", [59.5, 59.000001, math.inf])
+def test_a_fractional_integer_is_refused_with_wrong_type_at_its_place(value):
+    schema = FeatureSchema(features=(Feature(name="age", kind="integer"), Feature(name="w", kind="number")))
+    with pytest.raises(ValidationFailed) as caught:
+        validate_records(schema, [{"age": 59.0, "w": 1.0}, {"age": value, "w": 1.0}])
+    (problem,) = caught.value.problems
+    assert problem.code is ProblemCode.WRONG_TYPE
+    assert problem.loc == (1, "age")
+    assert "must be an integer" in problem.msg
+    assert validate_records(schema, [{"age": 59.0, "w": 1.0}]).records() == [{"age": 59, "w": 1.0}]
