@@ -98,22 +98,27 @@ class BundleDirectory:
             BundleError: the bundle is missing files, corrupt, tampered with or unsupported.
             ConfigurationError: the configured device cannot be had.
         """
+        manifest, model = read_bundle(self.locate(name, version))
+        return OnnxRuntime(manifest, model, device=self.device, threads=self.threads)
+
+    def locate(self, name: str, version: str | None = None, /) -> Path:
+        """The directory of a model version's bundle (the newest when None), without loading it.
+
+        Raises:
+            ModelNotFound: no bundle with that name or version.
+        """
         found = {key: path for key, (_, path) in self._found().items() if key[0] == name}
         if not found:
             known = sorted({key[0] for key in self._found()})
             raise ModelNotFound(f"no model {name!r}; available: {', '.join(known) or 'none'}")
         if version is None:
-            return self._start(found[max(found, key=lambda key: version_key(key[1]))])
+            return found[max(found, key=lambda key: version_key(key[1]))]
         if (name, version) not in found:
             versions = sorted((key[1] for key in found), key=version_key)
             raise ModelNotFound(
                 f"model {name!r} has no version {version!r}; available: {', '.join(versions)}"
             )
-        return self._start(found[(name, version)])
-
-    def _start(self, path: Path) -> OnnxRuntime:
-        manifest, model = read_bundle(path)
-        return OnnxRuntime(manifest, model, device=self.device, threads=self.threads)
+        return found[(name, version)]
 
     def _found(self) -> dict[tuple[str, str], tuple[ModelManifest, Path]]:
         found: dict[tuple[str, str], tuple[ModelManifest, Path]] = {}
