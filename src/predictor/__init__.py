@@ -4,7 +4,8 @@ This package is the composition root: the only place that knows every adapter. I
 nothing; models load on first use.
 """
 
+from predictor.export import export
 from predictor.facade import Model, load_model, predict
 from predictor_core import ValidationFailed
 
-__all__ = ["Model", "ValidationFailed", "load_model", "predict"]
+__all__ = ["Model", "ValidationFailed", "export", "load_model", "predict"]

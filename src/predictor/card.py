@@ -53,7 +53,9 @@ def write_card(
     if manifest.training is not None and manifest.training.features:
         plots.append(("Feature distributions (training rows)", _feature_plot(manifest, out)))
     source = data_source or (manifest.evaluation.source if manifest.evaluation else "")
-    (out / "README.md").write_text(_markdown(manifest, plots, source, evaluated=outputs is not None), encoding="utf-8")
+    (out / "README.md").write_text(
+        _markdown(manifest, plots, source, evaluated=outputs is not None), encoding="utf-8"
+    )
     return out
 
 
@@ -73,7 +75,10 @@ def _markdown(manifest: ModelManifest, plots: list[tuple[str, str]], source: str
     lines += ["", "## Metrics", ""]
     if m.evaluation is not None:
         held = "held out" if m.evaluation.held_out else "**not held out**"
-        lines += [f"Measured from the ONNX outputs on {m.evaluation.rows} rows: {m.evaluation.source} ({held}).", ""]
+        lines += [
+            f"Measured from the ONNX outputs on {m.evaluation.rows} rows: {m.evaluation.source} ({held}).",
+            "",
+        ]
     lines += ["| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4g} |" for k, v in m.metrics.items() if k != "parity_max_abs_diff"]
     lines += ["", "## Parity with the fitted pipeline", ""]
@@ -81,22 +86,36 @@ def _markdown(manifest: ModelManifest, plots: list[tuple[str, str]], source: str
         p = m.parity
         lines.append(
             f"The ONNX graph was compared with the scikit-learn pipeline itself on {p.rows} rows before the "
-            f"bundle was written: {p.label_mismatches} label mismatches, largest difference {p.max_abs_diff:.3g} "
-            f"(tolerance {p.tolerance})."
+            f"bundle was written: {p.label_mismatches} label mismatches, largest difference "
+            f"{p.max_abs_diff:.3g} (tolerance {p.tolerance})."
         )
     else:
-        lines.append(f"Largest difference measured at export: {m.metrics.get('parity_max_abs_diff', float('nan')):.3g}.")
+        lines.append(
+            f"Largest difference at export: {m.metrics.get('parity_max_abs_diff', float('nan')):.3g}."
+        )
     lines += ["", "## Training data", ""]
     if m.training is not None:
         t = m.training
         lines.append(
-            f"{t.rows} rows" + (f", target `{t.target}`" if t.target else "") + f"; fingerprint `{t.fingerprint[:16]}…`."
+            f"{t.rows} rows"
+            + (f", target `{t.target}`" if t.target else "")
+            + f"; fingerprint `{t.fingerprint[:16]}…`."
         )
-    lines += ["", "## Features", "", "| feature | kind | unit | bounds | categories | missing allowed | description |"]
+    lines += [
+        "",
+        "## Features",
+        "",
+        "| feature | kind | unit | bounds | categories | missing allowed | description |",
+    ]
     lines.append("|---|---|---|---|---|---|---|")
     for f in m.schema.features:
-        bounds = "" if f.minimum is None and f.maximum is None else (
-            f"{'' if f.minimum is None else f'{f.minimum:g}'} .. {'' if f.maximum is None else f'{f.maximum:g}'}"
+        bounds = (
+            ""
+            if f.minimum is None and f.maximum is None
+            else (
+                f"{'' if f.minimum is None else f'{f.minimum:g}'} .. "
+                f"{'' if f.maximum is None else f'{f.maximum:g}'}"
+            )
         )
         categories = ", ".join(f.categories) if f.categories else ""
         lines.append(
@@ -131,9 +150,9 @@ def _classifier_plots(
     from sklearn.metrics import ConfusionMatrixDisplay, auc, precision_recall_curve, roc_curve
 
     classes = list(manifest.classes or ())
-    proba = outputs.probabilities.astype(np.float64)
+    proba: Any = outputs.probabilities.astype(np.float64)
     labels = [v.item() if isinstance(v, np.generic) else v for v in outputs.labels.tolist()]
-    shown = [manifest.positive_class] if manifest.task is Task.BINARY else classes
+    shown: list[Any] = [manifest.positive_class] if manifest.task is Task.BINARY else classes
     truth = np.asarray([str(v) for v in y_true])
     plots = []
 
@@ -231,7 +250,7 @@ def _feature_plot(manifest: ModelManifest, out: Path) -> str:
             axes.plot([stats.min, stats.max], [0, 0], "|", color="black", markersize=12)
             axes.set_yticks([])
             axes.set_xlabel("min | p01-p99 whiskers, p25-p75 box | max", fontsize=6)
-    for axes in grid.ravel()[len(features):]:
+    for axes in grid.ravel()[len(features) :]:
         axes.axis("off")
     figure.tight_layout()
     return _save(figure, out, "features.png")

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from predictor.schema_file import SchemaFile
-    from predictor_onnx.export import Export
 
 __all__ = ["DEFAULT_ROOT", "ExportedBundle", "default_root", "export"]
 
@@ -137,9 +136,11 @@ def export(
         card_path = write_card(
             done.manifest, done.path / "card", y_true=done.evaluation.y_true, outputs=done.evaluation.outputs
         )
-    bundle = ExportedBundle(path=done.path, manifest=done.manifest, adaptations=done.adaptations, card=card_path)
+    bundle = ExportedBundle(
+        path=done.path, manifest=done.manifest, adaptations=done.adaptations, card=card_path
+    )
     if report:
-        print_report(done, card_path)
+        print_report(bundle)
     return bundle
 
 
@@ -154,7 +155,9 @@ def _schema_arguments(schema: Any) -> tuple[FeatureSchema | None, SchemaFile | N
         return None, read_schema_file(schema)
     if isinstance(schema, Mapping) or type(schema).__name__ == "SchemaFile":
         return None, schema_refinements(schema)
-    raise SchemaError(f"schema must be a schema.toml path, a mapping or a FeatureSchema, not {type(schema).__name__}")
+    raise SchemaError(
+        f"schema must be a schema.toml path, a mapping or a FeatureSchema, not {type(schema).__name__}"
+    )
 
 
 def _is_classifier(pipeline: Any, task: Any) -> bool:
@@ -164,9 +167,7 @@ def _is_classifier(pipeline: Any, task: Any) -> bool:
     return hasattr(final, "classes_")
 
 
-def _split(
-    X: Any, y: Iterable[Any], test: Any, *, classifier: bool
-) -> tuple[Any, Any, Any, Any, str]:
+def _split(X: Any, y: Iterable[Any], test: Any, *, classifier: bool) -> tuple[Any, Any, Any, Any, str]:
     """Training rows, test rows (or None) and, in words, where the metrics come from."""
     if test is None:
         return X, y, None, None, ""
@@ -177,9 +178,8 @@ def _split(
     fraction = float(test)
     if not 0 < fraction < 1:
         raise SchemaError(f"a test fraction must be between 0 and 1, got {test!r}")
-    from sklearn.model_selection import train_test_split
-
     import pandas as pd
+    from sklearn.model_selection import train_test_split
 
     target = pd.Series(list(y)) if not isinstance(y, pd.Series) else y
     counts = target.value_counts()
@@ -194,16 +194,18 @@ def _split(
     return X_train, y_train, X_test, y_test, source
 
 
-def print_report(done: Export, card: Path | None, console: Console | None = None) -> None:
-    """The export in a few lines: task, classes, schema, adaptations, parity, metrics, where and how to serve."""
+def print_report(bundle: ExportedBundle, console: Console | None = None) -> None:
+    """The export in a few lines: task, classes, schema, adaptations, parity, metrics, where it is."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     out = console or Console()
-    m = done.manifest
+    m = bundle.manifest
     out.print(f"[bold]{escape(m.name)} {escape(m.version)}[/bold]: {m.task}" + escape(_classes(m)))
-    table = Table("feature", "kind", "missing", "categories / bounds", title="inferred schema", title_justify="left")
+    table = Table(
+        "feature", "kind", "missing", "categories / bounds", title="inferred schema", title_justify="left"
+    )
     for f in m.schema.features:
         detail = (
             ", ".join(f.categories)
@@ -217,18 +219,19 @@ def print_report(done: Export, card: Path | None, console: Console | None = None
     out.print(table)
     for rule in m.schema.rules:
         out.print(escape(f"rule {rule.name}: {rule.expr}"))
-    for note in done.adaptations:
+    for note in bundle.adaptations:
         out.print(escape(f"adapted: {note}"))
-    p = done.parity
-    out.print(
-        f"parity with your pipeline on {p.rows} rows: {p.label_mismatches} label mismatches, "
-        f"max |Δ| {p.max_abs_diff:.2g} ({p.tolerance})"
-    )
+    p = m.parity
+    if p is not None:
+        out.print(
+            f"parity with your pipeline on {p.rows} rows: {p.label_mismatches} label mismatches, "
+            f"max |Δ| {p.max_abs_diff:.2g} ({p.tolerance})"
+        )
     shown = {k: v for k, v in m.metrics.items() if k != "parity_max_abs_diff"}
     where = m.evaluation.source if m.evaluation else ""
     out.print("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()) + f" on {where}")
-    out.print(f"bundle: {done.path}" + (f"  card: {card / 'README.md'}" if card else ""))
-    out.print(f"serve it: predictor serve --model {done.path}")
+    out.print(f"bundle: {bundle.path}" + (f"  card: {bundle.card / 'README.md'}" if bundle.card else ""))
+    out.print(f"serve it: predictor serve --model {bundle.path}")
 
 
 def _classes(manifest: ModelManifest) -> str:

@@ -111,7 +111,7 @@ def render_schema_file(schema: FeatureSchema, stats: Mapping[str, FeatureStats],
         lines.append('description = ""')
         observed = stats.get(feature.name)
         if feature.kind in (FeatureKind.NUMBER, FeatureKind.INTEGER):
-            lines.append("# unit = \"\"")
+            lines.append('# unit = ""')
             if observed is not None and observed.min is not None:
                 lines.append(f"# observed {observed.min:g} .. {observed.max:g}; declare what is possible:")
             lines.append("# minimum = ")

@@ -139,9 +139,7 @@ def plan_inputs(pipeline: Any, schema: FeatureSchema) -> tuple[TensorSpec, ...]:
                     f"feature {n!r} is read both as a category and as a number by the ColumnTransformer; "
                     "give it one role"
                 )
-    return tuple(
-        TensorSpec(name=n, dtype=wanted.get(n, "float64"), features=(n,)) for n in schema.names
-    )
+    return tuple(TensorSpec(name=n, dtype=wanted.get(n, "float64"), features=(n,)) for n in schema.names)
 
 
 def column_transformer(pipeline: Any) -> Any:
@@ -206,7 +204,9 @@ def _adapted_copy(
             _textify(transformer, branch, _union(markers, names), notes)
             odd = [n for n in names if schema.feature(n).kind is not FeatureKind.CATEGORY]
             if odd:
-                notes.append(f"branch {branch!r} reads {', '.join(odd)} as text ('True', '3') with the categories")
+                notes.append(
+                    f"branch {branch!r} reads {', '.join(odd)} as text ('True', '3') with the categories"
+                )
     return work, notes
 
 
@@ -243,12 +243,16 @@ def _textify(estimator: Any, where: str, markers: set[str], notes: list[str]) ->
             else:
                 step.missing_values = MISSING_CATEGORY
                 if markers:
-                    notes.append(f"{path}: the imputer fitted on NaN/None imputes missing categories sent as null")
+                    notes.append(
+                        f"{path}: the imputer fitted on NaN/None imputes missing categories sent as null"
+                    )
             step.statistics_ = np.array([as_text(v) for v in step.statistics_], dtype=object)
             if step.fill_value is not None:
                 step.fill_value = as_text(step.fill_value)
         elif kind in ("OneHotEncoder", "OrdinalEncoder") and hasattr(step, "categories_"):
-            step.categories_ = [np.array([as_text(v) for v in cats], dtype=object) for cats in step.categories_]
+            step.categories_ = [
+                np.array([as_text(v) for v in cats], dtype=object) for cats in step.categories_
+            ]
 
 
 _NEVER_SENT = "\x00"
@@ -269,8 +273,8 @@ def _walk(estimator: Any, where: str) -> Iterator[tuple[str, Any]]:
 
 def _with_float32_cast(pipeline: Any) -> Any:
     """The pipeline with a float32 cast in front of its final estimator."""
-    from sklearn.pipeline import Pipeline
     from skl2onnx.sklapi import CastTransformer
+    from sklearn.pipeline import Pipeline
 
     cast = ("float32_cast", CastTransformer(dtype=np.float32))
     if hasattr(pipeline, "steps"):
@@ -302,8 +306,8 @@ def _custom_converters() -> dict[Any, Callable[..., None]]:
 
 
 def _custom_shapes() -> dict[Any, Callable[..., None]]:
-    from sklearn.impute import SimpleImputer
     from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+    from sklearn.impute import SimpleImputer
 
     return {SimpleImputer: calculate_sklearn_imputer_output_shapes}
 
@@ -334,7 +338,9 @@ def _convert_imputer(scope: Any, operator: Any, container: Any) -> None:
     gaps = scope.get_unique_variable_name("gaps")
     container.add_node("IsNaN", [source], [gaps], name=scope.get_unique_operator_name("IsNaN"))
     container.add_node(
-        "Where", [gaps, statistics, source], [operator.outputs[0].full_name],
+        "Where",
+        [gaps, statistics, source],
+        [operator.outputs[0].full_name],
         name=scope.get_unique_operator_name("Where"),
     )
 
@@ -365,12 +371,18 @@ def _register_boosters(pipeline: Any) -> None:
         prefix = "XGB" if module == "xgboost" else "LGBM"
         alias = "XGBoost" if module == "xgboost" else "LightGbm"
         update_registered_converter(
-            getattr(package, f"{prefix}Classifier"), f"{alias}{prefix}Classifier",
-            calculate_linear_classifier_output_shapes, converter, options=options,
+            getattr(package, f"{prefix}Classifier"),
+            f"{alias}{prefix}Classifier",
+            calculate_linear_classifier_output_shapes,
+            converter,
+            options=options,
         )
         update_registered_converter(
-            getattr(package, f"{prefix}Regressor"), f"{alias}{prefix}Regressor",
-            calculate_linear_regressor_output_shapes, converter, options=options,
+            getattr(package, f"{prefix}Regressor"),
+            f"{alias}{prefix}Regressor",
+            calculate_linear_regressor_output_shapes,
+            converter,
+            options=options,
         )
 
 
@@ -441,8 +453,8 @@ def _conversion_failure(pipeline: Any, types: list[tuple[str, Any]], exc: Except
 
 
 def _failing_step(pipeline: Any, types: list[tuple[str, Any]]) -> str | None:
-    from sklearn.pipeline import Pipeline
     from skl2onnx import convert_sklearn
+    from sklearn.pipeline import Pipeline
 
     if not hasattr(pipeline, "steps"):
         return None
@@ -450,8 +462,11 @@ def _failing_step(pipeline: Any, types: list[tuple[str, Any]]) -> str | None:
         head = Pipeline(pipeline.steps[:k])
         try:
             convert_sklearn(
-                head, initial_types=types, target_opset=TARGET_OPSET,
-                custom_conversion_functions=_custom_converters(), custom_shape_calculators=_custom_shapes(),
+                head,
+                initial_types=types,
+                target_opset=TARGET_OPSET,
+                custom_conversion_functions=_custom_converters(),
+                custom_shape_calculators=_custom_shapes(),
             )
         except Exception:  # the first prefix that fails ends with the failing step
             name, step = pipeline.steps[k - 1]

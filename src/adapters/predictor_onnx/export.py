@@ -1,4 +1,4 @@
-"""export_bundle: a fitted scikit-learn pipeline and its data, as the user holds them, in; a verified bundle out.
+"""export_bundle: a fitted pipeline and its data, as the user holds them, in; a verified bundle out.
 
 The order matters: infer and refine the schema, check that every row passes it, convert (see
 `convert`), run the parity gate against the user's own pipeline on every row given, then write
@@ -47,7 +47,7 @@ from predictor_onnx.infer_schema import as_frame, column_values, infer_schema
 from predictor_onnx.parity import ParityReport, check_parity
 from predictor_onnx.runtime import OnnxRuntime
 
-__all__ = ["Evaluation", "Export", "ExportRefused", "export_bundle"]
+__all__ = ["Evaluation", "Export", "ExportRefused", "export_bundle", "training_summary"]
 
 _QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 
@@ -93,7 +93,7 @@ def export_bundle(
     evaluation: str = "",
     on_step: Callable[[str], None] | None = None,
 ) -> Export:
-    """Convert a fitted pipeline to ONNX, prove it matches the pipeline itself, and write `out_dir/name/version/`.
+    """Convert a fitted pipeline to ONNX, prove it matches the pipeline, write `out_dir/name/version/`.
 
     Args:
         pipeline: a fitted scikit-learn estimator or pipeline, exactly as it was fitted.
@@ -131,7 +131,9 @@ def export_bundle(
         chosen = list(examples) if examples is not None else _default_examples(full)
         schema = msgspec.structs.replace(schema, examples=tuple(chosen))
     if list(map(str, full.columns)) != list(schema.names):
-        raise ExportRefused(f"the data's columns {list(full.columns)} differ from the schema's {list(schema.names)}")
+        raise ExportRefused(
+            f"the data's columns {list(full.columns)} differ from the schema's {list(schema.names)}"
+        )
     batch = _validated(schema, full, "the rows given")
     _validated(schema, pd.DataFrame(list(schema.examples), columns=list(schema.names)), "the examples")
     estimator = final_estimator(pipeline)
@@ -170,7 +172,10 @@ def export_bundle(
     onnx_out = runtime.infer(batch)
     user_rows = X_train if X_test is None else _stack(X_train, X_test)
     report = check_parity(
-        _sklearn_outputs(pipeline, user_rows, classifier), onnx_out, what=f"{name} {version}", estimator=estimator
+        _sklearn_outputs(pipeline, user_rows, classifier),
+        onnx_out,
+        what=f"{name} {version}",
+        estimator=estimator,
     )
     step("metrics")
     rows = slice(0, len(train)) if test is None else slice(len(train), None)
@@ -190,7 +195,7 @@ def export_bundle(
             max_abs_diff=report.max_abs_diff,
             tolerance=report.tolerance,
         ),
-        training=_summary(schema, train, y_train, getattr(y_train, "name", None)),
+        training=training_summary(schema, train, y_train, getattr(y_train, "name", None)),
     )
     step("writing")
     path = _write(Path(out_dir) / name / version, model, manifest)
@@ -273,8 +278,9 @@ def _metrics(
             "r2": float(metrics.r2_score(y_true, values)),
         }
     labels = [_python(v) for v in outputs.labels[rows].tolist()]
-    proba = outputs.probabilities[rows].astype(np.float64)
-    proba = proba / proba.sum(axis=1, keepdims=True)  # float32 rows sum to 1 ± 1e-7; log_loss checks
+    # float32 tree sums can dip a hair below 0 and rows sum to 1 ± 1e-7; log_loss checks both
+    proba = np.clip(outputs.probabilities[rows].astype(np.float64), 0.0, None)
+    proba = proba / proba.sum(axis=1, keepdims=True)
     found = set(y_true)
     if task is Task.BINARY:
         column = list(classes or ()).index(positive)  # type: ignore[arg-type]  # binary: never None
@@ -299,9 +305,10 @@ def _metrics(
     }
 
 
-def _summary(
+def training_summary(
     schema: FeatureSchema, frame: pd.DataFrame, target: Iterable[Any], target_name: Any
 ) -> TrainingSummary:
+    """Per-feature statistics (count, missing, moments, quantiles or category counts) and a fingerprint."""
     stats: dict[str, FeatureStats] = {}
     canonical: dict[str, list[Any]] = {}
     for feature in schema.features:

@@ -99,7 +99,9 @@ def as_frame(data: Any, names: list[str]) -> pd.DataFrame:
         return data.reset_index(drop=True)
     array = np.asarray(data)
     if array.ndim != 2 or array.shape[1] != len(names):
-        raise SchemaError(f"expected a 2-D array with {len(names)} columns ({', '.join(names)}), got {array.shape}")
+        raise SchemaError(
+            f"expected a 2-D array with {len(names)} columns ({', '.join(names)}), got {array.shape}"
+        )
     if array.dtype == object:
         return pd.DataFrame({n: pd.Series(array[:, i], dtype=object) for i, n in enumerate(names)})
     return pd.DataFrame(array, columns=names)

@@ -63,7 +63,9 @@ def as_text(value: Any) -> str:
         return MISSING_CATEGORY
     if isinstance(value, bool | np.bool_):
         return str(bool(value))
-    if isinstance(value, int | np.integer) or (isinstance(value, float | np.floating) and float(value).is_integer()):
+    if isinstance(value, int | np.integer) or (
+        isinstance(value, float | np.floating) and float(value).is_integer()
+    ):
         return str(int(value))
     return str(value)
 
@@ -91,9 +93,14 @@ def build_feeds(
     feeds: dict[str, Any] = {}
     for spec in inputs:
         if spec.dtype == "string":
-            block = np.array(
-                [_strings(schema.feature(name).kind, columns[name]) for name in spec.features], dtype=object
-            ).reshape(-1, rows).T.copy()
+            block = (
+                np.array(
+                    [_strings(schema.feature(name).kind, columns[name]) for name in spec.features],
+                    dtype=object,
+                )
+                .reshape(-1, rows)
+                .T.copy()
+            )
         elif len(spec.features) == 1:
             block = columns[spec.features[0]].astype(_NUMPY_TYPES[spec.dtype]).reshape(rows, 1)
         else:
