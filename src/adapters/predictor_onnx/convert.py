@@ -37,6 +37,8 @@ __all__ = ["TARGET_OPSET", "Conversion", "ExportRefused", "convert_pipeline", "f
 
 TARGET_OPSET = 21
 """Default-domain opset of exported graphs: onnxruntime 1.18 (the oldest supported) runs it."""
+ML_OPSET_FOR_BOOSTERS = 3
+"""ai.onnx.ml opset for XGBoost/LightGBM graphs (onnxruntime 1.18 runs it)."""
 
 _CONTAINERS = frozenset({"Pipeline", "ColumnTransformer", "FeatureUnion"})
 _FLOAT32_MODULES = ("sklearn.tree", "sklearn.ensemble", "xgboost", "lightgbm")
@@ -69,7 +71,9 @@ def convert_pipeline(
     """
     from skl2onnx import convert_sklearn
 
-    _register_boosters(pipeline)
+    boosted = _register_boosters(pipeline)
+    # onnxmltools writes ai.onnx.ml 5 trees unless told otherwise; 3 is what skl2onnx can merge
+    opsets: Any = {"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET_FOR_BOOSTERS} if boosted else TARGET_OPSET
     refuse_known_traps(pipeline, classifier)
     inputs = plan_inputs(pipeline, schema)
     work, notes = _adapted_copy(pipeline, schema, inputs, _markers(frame, schema))
@@ -84,7 +88,7 @@ def convert_pipeline(
                 candidate,
                 initial_types=types,
                 options=options,
-                target_opset=TARGET_OPSET,
+                target_opset=opsets,
                 name=name,
                 custom_conversion_functions=_custom_converters(),
                 custom_shape_calculators=_custom_shapes(),
@@ -92,7 +96,7 @@ def convert_pipeline(
         except Exception as exc:  # skl2onnx raises RuntimeError, ValueError, NameError... per converter
             if not attempt:
                 continue  # the estimator's converter may know float32 only: try that before giving up
-            raise ExportRefused(_conversion_failure(candidate, types, exc)) from exc
+            raise ExportRefused(_conversion_failure(candidate, types, opsets, exc)) from exc
         if attempt or _loads(graph):
             break
     if attempt:
@@ -345,11 +349,11 @@ def _convert_imputer(scope: Any, operator: Any, container: Any) -> None:
     )
 
 
-def _register_boosters(pipeline: Any) -> None:
+def _register_boosters(pipeline: Any) -> bool:
     """Register onnxmltools' XGBoost and LightGBM converters with skl2onnx, when the pipeline has one."""
     kinds = {type(s).__module__.split(".")[0] for s in steps(pipeline)}
     if not kinds & {"xgboost", "lightgbm"}:
-        return
+        return False
     try:
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
         from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
@@ -363,7 +367,7 @@ def _register_boosters(pipeline: Any) -> None:
         calculate_linear_regressor_output_shapes,
     )
 
-    options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}  # what onnxmltools documents
     for module, converter in (("xgboost", convert_xgboost), ("lightgbm", convert_lightgbm)):
         if module not in kinds:
             continue
@@ -377,13 +381,13 @@ def _register_boosters(pipeline: Any) -> None:
             converter,
             options=options,
         )
-        update_registered_converter(
+        update_registered_converter(  # no options: skl2onnx takes a zipmap option to mean a classifier
             getattr(package, f"{prefix}Regressor"),
             f"{alias}{prefix}Regressor",
             calculate_linear_regressor_output_shapes,
             converter,
-            options=options,
         )
+    return True
 
 
 # --- refusals that say what to do ----------------------------------------------------------------------
@@ -436,7 +440,7 @@ def steps(estimator: Any) -> list[Any]:
     return [step for _, step in _walk(estimator, "")]
 
 
-def _conversion_failure(pipeline: Any, types: list[tuple[str, Any]], exc: Exception) -> str:
+def _conversion_failure(pipeline: Any, types: list[tuple[str, Any]], opsets: Any, exc: Exception) -> str:
     """Which step failed, found by converting ever longer prefixes of the pipeline, and why."""
     from skl2onnx._supported_operators import sklearn_operator_name_map
 
@@ -448,11 +452,11 @@ def _conversion_failure(pipeline: Any, types: list[tuple[str, Any]], exc: Except
                 "with a supported step (docs/models.md lists them) or register a converter with "
                 "skl2onnx.update_registered_converter"
             )
-    path = _failing_step(pipeline, types) or type(pipeline).__name__
+    path = _failing_step(pipeline, types, opsets) or type(pipeline).__name__
     return f"skl2onnx cannot convert {path}: {' '.join(str(exc).split())[:600]}"
 
 
-def _failing_step(pipeline: Any, types: list[tuple[str, Any]]) -> str | None:
+def _failing_step(pipeline: Any, types: list[tuple[str, Any]], opsets: Any) -> str | None:
     from skl2onnx import convert_sklearn
     from sklearn.pipeline import Pipeline
 
@@ -464,7 +468,7 @@ def _failing_step(pipeline: Any, types: list[tuple[str, Any]]) -> str | None:
             convert_sklearn(
                 head,
                 initial_types=types,
-                target_opset=TARGET_OPSET,
+                target_opset=opsets,
                 custom_conversion_functions=_custom_converters(),
                 custom_shape_calculators=_custom_shapes(),
             )
