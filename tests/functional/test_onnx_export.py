@@ -135,7 +135,7 @@ def test_hist_gradient_boosting_with_native_categories_is_refused(tmp_path: Path
 def test_svc_without_probabilities_is_refused_with_the_fix(tmp_path: Path) -> None:
     X_train, y_train, _, _ = breast_cancer_split()
     model = make_pipeline(StandardScaler(), SVC()).fit(X_train, y_train)
-    with pytest.raises(ExportRefused, match=r"SVC\(probability=True\)"):
+    with pytest.raises(ExportRefused, match=r"CalibratedClassifierCV\(SVC\(\), ensemble=False\)"):
         export_bundle(model, X_train, y_train, name="x", version="1", out_dir=tmp_path)
 
 

@@ -84,7 +84,8 @@ def convert_pipeline(
         candidate = _with_float32_cast(work) if attempt else work
         options = {id(final_estimator(candidate)): {"zipmap": False}} if classifier else None
         try:
-            graph = convert_sklearn(
+            graph = _quietly(
+                convert_sklearn,
                 candidate,
                 initial_types=types,
                 options=options,
@@ -292,6 +293,20 @@ def _reads_float32(estimator: Any) -> bool:
     return module.startswith(_FLOAT32_MODULES) and any(w in type(estimator).__name__ for w in _FLOAT32_NAMES)
 
 
+def _quietly(convert: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a converter without the deprecation warnings it triggers by reading fitted attributes.
+
+    skl2onnx reads attributes scikit-learn has deprecated (SVC's probA_ in 1.9): the user's pipeline
+    is fine, and the warning would only confuse (or fail a run with warnings as errors).
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return convert(*args, **kwargs)
+
+
 def _loads(graph: Any) -> bool:
     import onnxruntime as ort
 
@@ -401,13 +416,14 @@ def refuse_known_traps(pipeline: Any, classifier: bool) -> None:
     kind = type(estimator).__name__
     if classifier and not hasattr(estimator, "predict_proba"):
         hint = (
-            "SVC only has predict_proba when fitted with SVC(probability=True)"
+            f"{kind} only has predict_proba when fitted with probability=True"
             if kind in ("SVC", "NuSVC")
-            else f"{kind} gives no probabilities"
+            else f"{kind} has no predict_proba"
         )
         raise ExportRefused(
             f"{kind} cannot be served as a classifier: every prediction reports class probabilities, and "
-            f"{hint}. Fit it with probabilities, or wrap it in CalibratedClassifierCV"
+            f"{hint}. Wrap it as CalibratedClassifierCV({kind}(), ensemble=False) and fit that (or, before "
+            f"scikit-learn 1.9, fit {kind}(probability=True))"
         )
     for path, step in _walk(pipeline, type(pipeline).__name__):
         kind = type(step).__name__
@@ -465,7 +481,8 @@ def _failing_step(pipeline: Any, types: list[tuple[str, Any]], opsets: Any) -> s
     for k in range(1, len(pipeline.steps) + 1):
         head = Pipeline(pipeline.steps[:k])
         try:
-            convert_sklearn(
+            _quietly(
+                convert_sklearn,
                 head,
                 initial_types=types,
                 target_opset=opsets,
