@@ -16,7 +16,6 @@ import statistics
 import time
 from collections.abc import Callable
 
-import numpy as np
 import onnxruntime as ort
 
 from predictor.facade import load_model

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from predictor_core import FeatureSchema, Label, ModelManifest, Rule, SchemaError, Task
 
 if TYPE_CHECKING:
@@ -232,6 +234,11 @@ def print_report(bundle: ExportedBundle, console: Console | None = None) -> None
     out.print("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()) + f" on {where}")
     out.print(f"bundle: {bundle.path}" + (f"  card: {bundle.card / 'README.md'}" if bundle.card else ""))
     out.print(f"serve it: predictor serve --model {bundle.path}")
+    example = msgspec.json.encode({"features": m.schema.example()}).decode()
+    out.print(
+        escape(f"try: curl -s localhost:8000/predict -H 'content-type: application/json' -d '{example}'"),
+        soft_wrap=True,
+    )
 
 
 def _classes(manifest: ModelManifest) -> str:

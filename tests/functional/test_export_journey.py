@@ -195,7 +195,8 @@ def test_both_exports_verify_parity_with_the_users_own_pipeline(journey: dict) -
         assert manifest.parity is not None
         assert manifest.parity.rows == 320
         assert manifest.parity.label_mismatches == 0
-        assert manifest.evaluation is not None and manifest.evaluation.held_out
+        assert manifest.evaluation is not None
+        assert manifest.evaluation.held_out
         assert manifest.schema.feature("age").unit == "years"
         assert [r.name for r in manifest.schema.rules] == ["spend_within_income"]
     assert "parity with your pipeline on 320 rows" in journey["cli_output"]
