@@ -127,6 +127,7 @@ def export(
         description=description,
         target=target,
         evaluation=source,
+        held_out=not isinstance(test, float | int),
         on_step=on_step,
     )
     card_path = None

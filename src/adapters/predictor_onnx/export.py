@@ -91,6 +91,7 @@ def export_bundle(
     description: str = "",
     target: str = "",
     evaluation: str = "",
+    held_out: bool = True,
     on_step: Callable[[str], None] | None = None,
 ) -> Export:
     """Convert a fitted pipeline to ONNX, prove it matches the pipeline, write `out_dir/name/version/`.
@@ -114,6 +115,7 @@ def export_bundle(
         description: what the model is, for the model card and the API.
         target: what the model predicts, in words.
         evaluation: where the test rows come from, in words (default: said from the arguments).
+        held_out: False when the test rows may have been seen in training (a sample of the given rows).
         on_step: called with the name of each stage as it starts, for progress displays.
 
     Raises:
@@ -188,7 +190,7 @@ def export_bundle(
     manifest = msgspec.structs.replace(
         manifest,
         metrics=metrics,
-        evaluation=EvaluationSummary(rows=len(truth), held_out=test is not None, source=source),
+        evaluation=EvaluationSummary(rows=len(truth), held_out=test is not None and held_out, source=source),
         parity=ParitySummary(
             rows=report.rows,
             label_mismatches=report.label_mismatches,

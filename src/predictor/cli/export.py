@@ -5,7 +5,8 @@ r"""`predictor export`, `predictor schema infer` and `predictor card`: a model f
         --schema schema.toml --test-data test.csv
 
 Model files are joblib or pickle files (unpickling runs code from the file: only load files you trust)
-or skops files (`pip install skops`), of which only types skops trusts by default are loaded.
+or skops files (`pip install skops`), which load without running code, and only when every type they
+hold is trusted by skops or is a class of scikit-learn, numpy or scipy.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from predictor_core import PredictorError
 __all__ = ["commands"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_TRUSTED_LIBRARIES = frozenset({"sklearn", "numpy", "scipy"})
+"""Types a skops file may hold beyond skops' own defaults: classes of these libraries (numpy.dtype...)."""
 _READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet"}
 _STAGES = {
     "schema": "inferring and checking the schema",
@@ -157,15 +160,19 @@ def load_model_file(path: Path, console: Any) -> Any:
             import skops.io as sio
         except ImportError as exc:
             raise click.ClickException("reading .skops files needs skops: pip install skops") from exc
-        try:
-            return sio.load(path)
-        except Exception as exc:  # skops raises UntrustedTypesFoundException, TypeError...
-            untrusted = _untrusted(sio, path)
-            detail = f"untrusted types {', '.join(untrusted)}" if untrusted else str(exc)
+        untrusted = _untrusted(sio, path)
+        library = [t for t in untrusted if t.split(".")[0] in _TRUSTED_LIBRARIES]
+        unknown = sorted(set(untrusted) - set(library))
+        if unknown:
             raise click.ClickException(
-                f"skops will not load {path.name}: {detail}. Check them, then load the file yourself with "
+                f"skops will not load {path.name}: it holds types from outside scikit-learn, numpy and scipy "
+                f"({', '.join(unknown)}). Check them, then load the file yourself with "
                 "skops.io.load(path, trusted=[...]) and call predictor.export"
-            ) from exc
+            )
+        try:
+            return sio.load(path, trusted=library)
+        except Exception as exc:  # skops raises its own errors for files it cannot read
+            raise click.ClickException(f"cannot load {path}: {exc}") from exc
     console.print(
         f"[yellow]warning[/yellow]: unpickling {path.name} runs code from the file; only export files you "
         "trust (skops files load without running code)"
