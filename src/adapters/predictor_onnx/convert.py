@@ -69,8 +69,6 @@ def convert_pipeline(
     Raises:
         ExportRefused: a known trap, a step without a converter, or a converter error, naming the step.
     """
-    from skl2onnx import convert_sklearn
-
     boosted = _register_boosters(pipeline)
     # onnxmltools writes ai.onnx.ml 5 trees unless told otherwise; 3 is what skl2onnx can merge
     opsets: Any = {"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET_FOR_BOOSTERS} if boosted else TARGET_OPSET
@@ -80,32 +78,37 @@ def convert_pipeline(
     types = [(spec.name, _tensor_type(spec)) for spec in inputs]
     estimator = final_estimator(work)
     cast_first = _reads_float32(estimator)
-    for attempt in (cast_first, True) if not cast_first else (True,):
-        candidate = _with_float32_cast(work) if attempt else work
-        options = {id(final_estimator(candidate)): {"zipmap": False}} if classifier else None
+    for cast in (True,) if cast_first else (False, True):
+        candidate = _with_float32_cast(work) if cast else work
         try:
-            graph = _quietly(
-                convert_sklearn,
-                candidate,
-                initial_types=types,
-                options=options,
-                target_opset=opsets,
-                name=name,
-                custom_conversion_functions=_custom_converters(),
-                custom_shape_calculators=_custom_shapes(),
-            )
+            graph = _convert(candidate, types, opsets, name=name, classifier=classifier)
         except Exception as exc:  # skl2onnx raises RuntimeError, ValueError, NameError... per converter
-            if not attempt:
+            if not cast:
                 continue  # the estimator's converter may know float32 only: try that before giving up
             raise ExportRefused(_conversion_failure(candidate, types, opsets, exc)) from exc
-        if attempt or _loads(graph):
+        if cast or _loads(graph):
             break
-    if attempt:
-        kind = type(estimator).__name__
+    if cast:
         why = "as scikit-learn does" if cast_first else "its converter has no float64 kernel"
-        notes.append(f"{kind} reads its input cast to float32 ({why})")
+        notes.append(f"{type(estimator).__name__} reads its input cast to float32 ({why})")
     _canonical_opsets(graph)
     return Conversion(model=graph, inputs=inputs, adaptations=tuple(notes))
+
+
+def _convert(pipeline: Any, types: list[tuple[str, Any]], opsets: Any, *, name: str, classifier: bool) -> Any:
+    from skl2onnx import convert_sklearn
+
+    options = {id(final_estimator(pipeline)): {"zipmap": False}} if classifier else None
+    return _quietly(
+        convert_sklearn,
+        pipeline,
+        initial_types=types,
+        options=options,
+        target_opset=opsets,
+        name=name,
+        custom_conversion_functions=_custom_converters(),
+        custom_shape_calculators=_custom_shapes(),
+    )
 
 
 # --- what the graph reads -----------------------------------------------------------------------------
