@@ -211,3 +211,17 @@ def test_format_1_bundles_load_and_predict_as_they_always_did(name: str) -> None
 
 
 FORMAT_1 = Path(__file__).parent / "data" / "format1"
+
+
+def test_a_pipeline_fitted_on_an_array_exports_with_positional_names(tmp_path: Path) -> None:
+    X_train, y_train, X_test, y_test = breast_cancer_split()
+    arrays = X_train.to_numpy()[:, :5], X_test.to_numpy()[:, :5]
+    pipeline = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=20, random_state=0))
+    pipeline.fit(arrays[0], y_train)
+    done = export_bundle(
+        pipeline, arrays[0], y_train, arrays[1], y_test, name="a", version="1", out_dir=tmp_path
+    )
+    assert done.manifest.schema.names == ("x0", "x1", "x2", "x3", "x4")
+    assert [(s.name, s.dtype) for s in done.manifest.onnx.inputs] == [("X", "float64")]
+    assert done.parity.label_mismatches == 0
+    assert done.parity.max_abs_diff <= 1e-6

@@ -91,8 +91,51 @@ def convert_pipeline(
     if cast:
         why = "as scikit-learn does" if cast_first else "its converter has no float64 kernel"
         notes.append(f"{type(estimator).__name__} reads its input cast to float32 ({why})")
+    if classifier and type(estimator).__name__ in _VOTING_FORESTS:
+        _first_class_on_ties(graph, estimator.classes_)
+        notes.append(
+            f"{type(estimator).__name__}: a tie of votes goes to the first class, as in scikit-learn"
+        )
     _canonical_opsets(graph)
     return Conversion(model=graph, inputs=inputs, adaptations=tuple(notes))
+
+
+_VOTING_FORESTS = frozenset({"RandomForestClassifier", "ExtraTreesClassifier"})
+_VOTE_RESOLUTION = 1e5
+"""Forest probabilities are compared at 1e-5: float32 sums of tree votes differ in the 7th digit."""
+
+
+def _first_class_on_ties(graph: Any, classes: Any) -> None:
+    """Relabel a forest's rows as scikit-learn does: argmax of the averaged votes, first class on a tie.
+
+    The converted ensemble sums votes in float32, so a 10-10 tie of 20 trees comes out as 0.49999997
+    against 0.50000006 and picks the second class, where scikit-learn (float64, exactly 0.5 each) picks
+    the first. Rounding the probabilities to 1e-5 before the argmax restores the tie.
+    """
+    from onnx import TensorProto, helper
+
+    label, probabilities = graph.graph.output[0].name, graph.graph.output[1].name
+    producer = next(node for node in graph.graph.node if label in node.output)
+    producer.output[list(producer.output).index(label)] = "forest_label_unused"
+    values = np.asarray(classes)
+    if values.dtype.kind in "iub":
+        table = helper.make_tensor(
+            "forest_classes", TensorProto.INT64, [len(values)], values.astype(np.int64)
+        )
+    else:
+        table = helper.make_tensor(
+            "forest_classes", TensorProto.STRING, [len(values)], [str(v).encode() for v in values]
+        )
+    scale = helper.make_tensor("forest_vote_scale", TensorProto.FLOAT, [], [_VOTE_RESOLUTION])
+    graph.graph.initializer.extend([table, scale])
+    graph.graph.node.extend(
+        [
+            helper.make_node("Mul", [probabilities, "forest_vote_scale"], ["forest_votes"]),
+            helper.make_node("Round", ["forest_votes"], ["forest_rounded"]),
+            helper.make_node("ArgMax", ["forest_rounded"], ["forest_winner"], axis=1, keepdims=0),
+            helper.make_node("Gather", ["forest_classes", "forest_winner"], [label], axis=0),
+        ]
+    )
 
 
 def _convert(pipeline: Any, types: list[tuple[str, Any]], opsets: Any, *, name: str, classifier: bool) -> Any:
