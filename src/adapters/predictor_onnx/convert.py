@@ -118,14 +118,14 @@ def _first_class_on_ties(graph: Any, classes: Any) -> None:
     producer = next(node for node in graph.graph.node if label in node.output)
     producer.output[list(producer.output).index(label)] = "forest_label_unused"
     values = np.asarray(classes)
+    table: Any
     if values.dtype.kind in "iub":
         table = helper.make_tensor(
             "forest_classes", TensorProto.INT64, [len(values)], values.astype(np.int64)
         )
     else:
-        table = helper.make_tensor(
-            "forest_classes", TensorProto.STRING, [len(values)], [str(v).encode() for v in values]
-        )
+        names: Any = [str(v).encode() for v in values]
+        table = helper.make_tensor("forest_classes", TensorProto.STRING, [len(values)], names)
     scale = helper.make_tensor("forest_vote_scale", TensorProto.FLOAT, [], [_VOTE_RESOLUTION])
     graph.graph.initializer.extend([table, scale])
     graph.graph.node.extend(
