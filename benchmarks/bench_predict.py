@@ -16,12 +16,12 @@ import statistics
 import time
 from collections.abc import Callable
 
-import numpy as np
 import onnxruntime as ort
 
 from predictor.facade import load_model
+from predictor_core import validate_columns
 from predictor_onnx import read_bundle, reference_root
-from predictor_onnx.infer_schema import column_values, model_frame
+from predictor_onnx.infer_schema import column_values
 from predictor_onnx.reference.datasets import load_dataset
 from predictor_onnx.reference.recipes import fit_pipeline
 from predictor_onnx.runtime import build_feeds, session_options
@@ -45,8 +45,9 @@ def bench(name: str, repeat: int) -> None:
         dict(zip(data.columns, values, strict=True))
         for values in zip(*map(column_values, map(data.get, data.columns)), strict=True)
     ]
-    frame = model_frame(data, manifest.schema)
-    columns = {c: frame[c].to_numpy(dtype=object if frame[c].dtype == object else np.float64) for c in frame}
+    frame = data
+    batch = validate_columns(manifest.schema, {c: column_values(data[c]) for c in data.columns})
+    columns = dict(batch.columns)
     session = ort.InferenceSession(model_bytes, session_options(), providers=["CPUExecutionProvider"])
     model = load_model(name)
     pipeline = fit_pipeline(name)
@@ -57,7 +58,7 @@ def bench(name: str, repeat: int) -> None:
         "   ratios to bare"
     )
     for n in (1, 1000):
-        feeds = build_feeds(manifest.onnx.inputs, {k: v[:n] for k, v in columns.items()}, n)
+        feeds = build_feeds(manifest.schema, manifest.onnx.inputs, {k: v[:n] for k, v in columns.items()}, n)
         rows, sub = (records[0] if n == 1 else records[:n]), data.iloc[:n]
         skframe = frame.iloc[:n]
         reps = repeat if n == 1 else max(20, repeat // 20)

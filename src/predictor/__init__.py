@@ -4,7 +4,8 @@ This package is the composition root: the only place that knows every adapter (`
 Importing it builds nothing; models load on first use, and `close()` releases what was opened.
 """
 
+from predictor.export import export
 from predictor.facade import Model, close, load_model, predict
 from predictor_core import ValidationFailed
 
-__all__ = ["Model", "ValidationFailed", "close", "load_model", "predict"]
+__all__ = ["Model", "ValidationFailed", "close", "export", "load_model", "predict"]

@@ -17,15 +17,19 @@ from predictor_core.schema import FeatureSchema
 
 __all__ = [
     "MANIFEST_FORMAT",
+    "EvaluationSummary",
     "FeatureStats",
     "GoldenSet",
     "ModelManifest",
     "OnnxSignature",
+    "ParitySummary",
     "TensorSpec",
     "TrainingSummary",
 ]
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+"""2: inputs may be float64 and string inputs may carry booleans and integers as text (see
+TensorSpec); the parity and evaluation summaries. Format 1 manifests load unchanged."""
 
 
 class TensorSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,7 +37,9 @@ class TensorSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     dtype: str
-    """"float32", "int64" or "string"."""
+    """"float32", "float64", "int64" or "string". A string input reads categories as they are, missing
+    values as `""`, and booleans and integers in their text form ("True", "3"), which is how the
+    exporter rewrites the categories of a branch that encodes them together (format 2)."""
     features: tuple[str, ...]
 
 
@@ -74,6 +80,26 @@ class GoldenSet(msgspec.Struct, frozen=True, kw_only=True):
     """Largest |difference| accepted, absolute (the export's parity tolerance)."""
 
 
+class ParitySummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What the export's parity gate measured: ONNX against the user's own fitted pipeline."""
+
+    rows: int
+    label_mismatches: int
+    max_abs_diff: float
+    """Largest |onnx - scikit-learn| over every probability (classifiers) or value (regressors)."""
+    tolerance: str
+
+
+class EvaluationSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the metrics come from, so a reader can tell held-out figures from optimistic ones."""
+
+    rows: int
+    held_out: bool
+    """False when the metrics rows may have been seen by the pipeline in training."""
+    source: str
+    """In words: "a held-out test set", "20% of the given rows (the pipeline may have seen them)"."""
+
+
 class TrainingSummary(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     fingerprint: str
@@ -98,7 +124,10 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     positive_class: Label | None = None
     """The class whose probability a binary prediction reports."""
     metrics: dict[str, float] = {}
-    """Held-out metrics measured at export (accuracy, roc_auc, f1, log_loss / rmse, mae, r2)."""
+    """Metrics measured at export from the ONNX outputs (accuracy, roc_auc, f1, log_loss / rmse, mae,
+    r2); `evaluation` says on which rows."""
+    evaluation: EvaluationSummary | None = None
+    parity: ParitySummary | None = None
     training: TrainingSummary | None = None
     golden: GoldenSet | None = None
     """What a promotion checks before the version takes traffic (bundles exported by this release)."""

@@ -156,13 +156,14 @@ def test_zipmap_outputs_are_refused() -> None:
     from sklearn.linear_model import LogisticRegression
 
     manifest, _ = read_bundle(SHIPPED / "breast_cancer" / "1.0.0")
-    X = np.random.default_rng(0).normal(size=(40, 30)).astype(np.float32)
+    X = np.random.default_rng(0).normal(size=(40, 30)).astype(np.float32)  # ZipMap takes float only
     y = np.array(["benign", "malignant"] * 20)
     graph = to_onnx(LogisticRegression().fit(X, y), X[:1], target_opset=21)  # ZipMap left on
     opsets = {o.domain: o.version for o in graph.opset_import}
     outputs = {"label": "output_label", "probabilities": "output_probability"}
+    inputs = (msgspec.structs.replace(manifest.onnx.inputs[0], dtype="float32"),)
     manifest = msgspec.structs.replace(
-        manifest, onnx=msgspec.structs.replace(manifest.onnx, outputs=outputs, opsets=opsets)
+        manifest, onnx=msgspec.structs.replace(manifest.onnx, inputs=inputs, outputs=outputs, opsets=opsets)
     )
     with pytest.raises(BundleError, match=r"must be a plain tensor.*ZipMap off"):
         OnnxRuntime(manifest, graph.SerializeToString())

@@ -8,7 +8,7 @@ import pytest
 
 from predictor_core import ClassifierOutputs, FeatureKind, RegressorOutputs, Task, validate_columns
 from predictor_onnx import BundleDirectory, reference_root
-from predictor_onnx.infer_schema import column_values, model_frame
+from predictor_onnx.infer_schema import column_values
 from predictor_onnx.parity import PROBABILITY_ATOL, VALUE_ATOL, VALUE_RTOL
 from predictor_onnx.reference.datasets import DATASETS, load_dataset
 from predictor_onnx.reference.recipes import RECIPES, fit_pipeline, split
@@ -27,7 +27,7 @@ def test_every_row_validates_and_the_bundle_matches_its_recipe_on_the_whole_data
 
     onnx = runtime.infer(batch)
     pipeline = fit_pipeline(name)
-    frame = model_frame(data.frame, schema)
+    frame = data.frame  # the pipeline predicts from the frame as loaded, as it was fitted
     if isinstance(onnx, ClassifierOutputs):
         assert np.array_equal(onnx.labels.astype(str), pipeline.predict(frame).astype(str))
         assert np.abs(onnx.probabilities - pipeline.predict_proba(frame)).max() <= PROBABILITY_ATOL

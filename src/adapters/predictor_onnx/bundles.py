@@ -101,6 +101,15 @@ class BundleDirectory:
             BundleError: the bundle is missing files, corrupt, tampered with or unsupported.
             ConfigurationError: the configured device cannot be had.
         """
+        manifest, model = read_bundle(self.locate(name, version))
+        return OnnxRuntime(manifest, model, device=self.device, threads=self.threads)
+
+    def locate(self, name: str, version: str, /) -> Path:
+        """The directory of one model version's bundle, without reading it.
+
+        Raises:
+            ModelNotFound: no bundle with that name or version.
+        """
         found = self._found()
         path = found.get((name, version), (None, None))[1]
         if path is None:
@@ -111,11 +120,7 @@ class BundleDirectory:
             raise ModelNotFound(
                 f"model {name!r} has no version {version!r}; available: {', '.join(versions)}"
             )
-        return self._start(path)
-
-    def _start(self, path: Path) -> OnnxRuntime:
-        manifest, model = read_bundle(path)
-        return OnnxRuntime(manifest, model, device=self.device, threads=self.threads)
+        return path
 
     def _found(self) -> dict[tuple[str, str], tuple[ModelManifest, Path]]:
         found: dict[tuple[str, str], tuple[ModelManifest, Path]] = {}

@@ -1,8 +1,12 @@
-"""export_bundle: a fitted scikit-learn pipeline and its data in, a verified model bundle out.
+"""export_bundle: a fitted pipeline and its data, as the user holds them, in; a verified bundle out.
 
-The order matters: infer and refine the schema, check that every training row passes it, convert with
-ZipMap off and a fixed graph name (reproducible bytes), run the parity gate on all the data given, then
-write `model.onnx` and `manifest.json`. Nothing is written unless every step passed.
+The order matters: infer and refine the schema, check that every row passes it, convert (see
+`convert`), run the parity gate against the user's own pipeline on every row given, then write
+`model.onnx` and `manifest.json`. Nothing is written unless every step passed.
+
+The parity gate feeds the graph exactly as serving does: each row goes through the validator as a
+caller would send it (missing as null) and through the runtime's feed, while scikit-learn predicts from
+the user's own frame or array, unchanged.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from predictor_core import (
-    BundleError,
     ClassifierOutputs,
     FeatureKind,
     FeatureSchema,
@@ -32,32 +36,48 @@ from predictor_core import (
     Rule,
     Task,
     TaskOutputs,
-    TensorSpec,
     TrainingSummary,
+    ValidatedBatch,
     ValidationFailed,
     validate_columns,
 )
-from predictor_onnx.infer_schema import MISSING_CATEGORY, column_values, infer_schema, model_frame
-from predictor_onnx.parity import check_parity
-from predictor_onnx.runtime import OnnxRuntime, build_feeds
+from predictor_core.bundle import EvaluationSummary, ParitySummary
+from predictor_onnx.convert import ExportRefused, convert_pipeline, final_estimator, steps
+from predictor_onnx.infer_schema import as_frame, column_values, infer_schema
+from predictor_onnx.parity import ParityReport, check_parity
+from predictor_onnx.runtime import OnnxRuntime
 
-__all__ = ["ExportRefused", "export_bundle"]
+__all__ = ["Evaluation", "Export", "ExportRefused", "export_bundle", "training_summary"]
 
-TARGET_OPSET = 21
-"""Default-domain opset of exported graphs: onnxruntime 1.18 (the oldest supported) runs it."""
 _QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 
 
-class ExportRefused(BundleError):
-    """The pipeline or its data cannot make a trustworthy bundle; nothing was written."""
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The metrics rows: their true targets and what the ONNX graph answered for them."""
+
+    y_true: list[Any]
+    outputs: TaskOutputs
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A written bundle and what the export found on the way."""
+
+    path: Path
+    manifest: ModelManifest
+    parity: ParityReport
+    adaptations: tuple[str, ...]
+    """What the converted graph does differently from a plain skl2onnx conversion, in words."""
+    evaluation: Evaluation
 
 
 def export_bundle(
     pipeline: Any,
-    X_train: pd.DataFrame,
+    X_train: Any,
     y_train: Iterable[Any],
-    X_test: pd.DataFrame,
-    y_test: Iterable[Any],
+    X_test: Any = None,
+    y_test: Iterable[Any] | None = None,
     *,
     name: str,
     version: str,
@@ -70,23 +90,23 @@ def export_bundle(
     positive_class: Label | None = None,
     description: str = "",
     target: str = "",
-) -> Path:
-    """Convert a fitted pipeline to ONNX, prove it matches, and write `out_dir/name/version/`.
-
-    The pipeline must have been fitted on `model_frame(X_train, schema)`: numbers as float32-rounded
-    floats and missing categories as `""` (imputed inside the pipeline), which is what the graph reads.
+    evaluation: str = "",
+    held_out: bool = True,
+    on_step: Callable[[str], None] | None = None,
+) -> Export:
+    """Convert a fitted pipeline to ONNX, prove it matches the pipeline, write `out_dir/name/version/`.
 
     Args:
-        pipeline: a fitted scikit-learn estimator or pipeline.
-        X_train: the training features (summarised in the manifest for drift checks).
-        y_train: the training target.
-        X_test: held-out features for the metrics; parity is checked on train and test together.
-        y_test: the held-out target.
+        pipeline: a fitted scikit-learn estimator or pipeline, exactly as it was fitted.
+        X_train: the rows it was fitted on (a DataFrame or an array), summarised for drift checks.
+        y_train: their target.
+        X_test: rows for the metrics, in the same form; None measures the metrics on X_train.
+        y_test: their target.
         name: the model's name (a bundle directory name and the ONNX graph name).
         version: the model version.
         out_dir: the bundle root; the bundle goes to `out_dir/name/version`.
         task: binary, multiclass or regression; inferred from the estimator when None.
-        schema: a complete schema; when None it is inferred from both frames (see `infer_schema`).
+        schema: a complete schema; when None it is inferred from the rows (see `infer_schema`).
         refine: per-feature Feature fields that override the inferred ones.
         rules: cross-field rules for the inferred schema.
         examples: real records for the inferred schema; None takes the first complete row and the
@@ -94,43 +114,36 @@ def export_bundle(
         positive_class: for binary models; defaults to the second class, as scikit-learn does.
         description: what the model is, for the model card and the API.
         target: what the model predicts, in words.
-
-    Returns:
-        The bundle directory.
+        evaluation: where the test rows come from, in words (default: said from the arguments).
+        held_out: False when the test rows may have been seen in training (a sample of the given rows).
+        on_step: called with the name of each stage as it starts, for progress displays.
 
     Raises:
-        ExportRefused: a row breaks the schema, skl2onnx cannot convert a step (named), a known
-            converter trap is present, or the parity gate failed (ParityFailed).
+        ExportRefused: a row breaks the schema, a step cannot be converted (named, with what to do),
+            a known converter trap is present, or the parity gate failed (ParityFailed).
     """
-    from skl2onnx import convert_sklearn
-
-    _refuse_known_traps(pipeline)
-    full = pd.concat([X_train, X_test])
+    step = on_step or (lambda _: None)
+    step("schema")
+    names = _feature_names(pipeline, X_train, schema)
+    train = as_frame(X_train, names)
+    test = None if X_test is None else as_frame(X_test, names)
+    full = train if test is None else pd.concat([train, test], ignore_index=True)
     if schema is None:
         schema = infer_schema(full, refine=refine, rules=rules)
         chosen = list(examples) if examples is not None else _default_examples(full)
         schema = msgspec.structs.replace(schema, examples=tuple(chosen))
     if list(map(str, full.columns)) != list(schema.names):
         raise ExportRefused(
-            f"frame columns {list(full.columns)} differ from the schema's {list(schema.names)}"
+            f"the data's columns {list(full.columns)} differ from the schema's {list(schema.names)}"
         )
-    _check_rows(schema, full, "the training and test frames")
-    _check_rows(schema, pd.DataFrame(list(schema.examples), columns=list(schema.names)), "the examples")
-    estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    batch = _validated(schema, full, "the rows given")
+    _validated(schema, pd.DataFrame(list(schema.examples), columns=list(schema.names)), "the examples")
+    estimator = final_estimator(pipeline)
     task = Task(task) if task is not None else _infer_task(estimator)
     classifier = task is not Task.REGRESSION
-    inputs = _input_specs(schema, pipeline)
-    try:
-        graph = convert_sklearn(
-            pipeline,
-            initial_types=[(spec.name, _tensor_type(spec)) for spec in inputs],
-            options={id(estimator): {"zipmap": False}} if classifier else None,
-            target_opset=TARGET_OPSET,
-            name=name,
-        )
-    except Exception as exc:  # skl2onnx raises RuntimeError, ValueError, NameError... per converter
-        raise ExportRefused(f"skl2onnx cannot convert {_unsupported_step(pipeline)}: {exc}") from exc
-    _canonical_opsets(graph)
+    step("conversion")
+    conversion = convert_pipeline(pipeline, schema, full, name=name, classifier=classifier)
+    graph = conversion.model
     model = graph.SerializeToString()
     outputs = [o.name for o in graph.graph.output]
     classes = tuple(_python(c) for c in estimator.classes_) if classifier else None
@@ -142,7 +155,7 @@ def export_bundle(
         task=task,
         schema=schema,
         onnx=OnnxSignature(
-            inputs=inputs,
+            inputs=conversion.inputs,
             outputs=dict(zip(("label", "probabilities"), outputs, strict=True))
             if classifier
             else {"value": outputs[0]},
@@ -152,97 +165,82 @@ def export_bundle(
         created_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         classes=classes,
         positive_class=positive_class,
-        versions=_versions(),
+        versions=_versions(pipeline),
         description=description,
         target=target,
     )
+    step("parity")
     runtime = OnnxRuntime(manifest, model)
-    frame = model_frame(full, schema)
-    onnx_out = runtime.run_feeds(_feeds(schema, inputs, frame))
-    report = check_parity(_sklearn_outputs(pipeline, frame, classifier), onnx_out, what=f"{name} {version}")
-    test_rows = slice(len(X_train), None)
-    metrics = _metrics(task, list(y_test), onnx_out, test_rows, classes, positive_class)
+    onnx_out = runtime.infer(batch)
+    user_rows = X_train if X_test is None else _stack(X_train, X_test)
+    report = check_parity(
+        _sklearn_outputs(pipeline, user_rows, classifier),
+        onnx_out,
+        what=f"{name} {version}",
+        estimator=estimator,
+    )
+    step("metrics")
+    rows = slice(0, len(train)) if test is None else slice(len(train), None)
+    truth = [_python(v) for v in (y_train if y_test is None else y_test)]
+    metrics = _metrics(task, truth, onnx_out, rows, classes, positive_class)
     metrics["parity_max_abs_diff"] = report.max_abs_diff
+    source = evaluation or (
+        "the training rows (not held out: optimistic)" if test is None else "a held-out test set"
+    )
     manifest = msgspec.structs.replace(
         manifest,
         metrics=metrics,
-        training=_summary(schema, X_train, y_train, getattr(y_train, "name", None)),
+        evaluation=EvaluationSummary(rows=len(truth), held_out=test is not None and held_out, source=source),
+        parity=ParitySummary(
+            rows=report.rows,
+            label_mismatches=report.label_mismatches,
+            max_abs_diff=report.max_abs_diff,
+            tolerance=report.tolerance,
+        ),
+        training=training_summary(schema, train, y_train, getattr(y_train, "name", None)),
     )
-    return _write(Path(out_dir) / name / version, model, manifest)
+    step("writing")
+    path = _write(Path(out_dir) / name / version, model, manifest)
+    return Export(
+        path=path,
+        manifest=manifest,
+        parity=report,
+        adaptations=conversion.adaptations,
+        evaluation=Evaluation(y_true=truth, outputs=_rows_of(onnx_out, rows)),
+    )
 
 
-def _canonical_opsets(graph: Any) -> None:
-    """Sort and de-duplicate the opset imports, so the same model gives the same bytes.
+def _feature_names(pipeline: Any, X: Any, schema: FeatureSchema | None) -> list[str]:
+    """Column names: the frame's, the schema's for an array, or those the pipeline was fitted with."""
+    if isinstance(X, pd.DataFrame):
+        return [str(c) for c in X.columns]
+    if schema is not None:
+        return list(schema.names)
+    fitted = getattr(pipeline, "feature_names_in_", None)
+    if fitted is not None:
+        return [str(c) for c in fitted]
+    width = np.asarray(X).shape[1]
+    return [f"x{i}" for i in range(width)]
 
-    skl2onnx emits them in set order, which varies with PYTHONHASHSEED: without this the model hash
-    would change from one export to the next.
-    """
-    opsets: dict[str, int] = {}
-    for entry in graph.opset_import:
-        opsets[entry.domain] = max(entry.version, opsets.get(entry.domain, 0))
-    del graph.opset_import[:]
-    for domain, version in sorted(opsets.items()):
-        graph.opset_import.add(domain=domain, version=version)
+
+def _stack(first: Any, second: Any) -> Any:
+    if isinstance(first, pd.DataFrame):
+        return pd.concat([first, second])
+    return np.concatenate([np.asarray(first), np.asarray(second)])
 
 
-def _check_rows(schema: FeatureSchema, frame: pd.DataFrame, what: str) -> None:
+def _validated(schema: FeatureSchema, frame: pd.DataFrame, what: str) -> ValidatedBatch:
     """Every real row must pass the schema: a schema that refuses its own training data is wrong."""
     try:
-        validate_columns(schema, {f.name: _as_sent(frame[f.name], f.kind) for f in schema.features})
+        return validate_columns(schema, {f.name: column_values(frame[f.name]) for f in schema.features})
     except ValidationFailed as exc:
         raise ExportRefused(f"the schema refuses rows of {what}:\n{exc}") from exc
-
-
-def _as_sent(column: pd.Series, kind: FeatureKind) -> list[Any]:
-    """Values as a caller would send them: the training marker `""` for a missing category is null."""
-    values = column_values(column)
-    if kind is FeatureKind.CATEGORY:
-        return [None if v == MISSING_CATEGORY else v for v in values]
-    return values
 
 
 def _default_examples(frame: pd.DataFrame) -> list[dict[str, Any]]:
     gaps = frame.isna().any(axis=1).to_numpy()
     picks = [int(np.argmin(gaps))] + ([int(np.argmax(gaps))] if gaps.any() else [])
     return [{str(c): column_values(frame[c].iloc[[i]])[0] for c in frame.columns} for i in picks]
-
-
-def _refuse_known_traps(pipeline: Any) -> None:
-    for step in _steps(pipeline):
-        kind = type(step).__name__
-        if kind.startswith("HistGradientBoosting"):
-            if getattr(step, "is_categorical_", None) is not None and np.any(step.is_categorical_):
-                raise ExportRefused(
-                    f"{kind} with native categorical features converts silently to wrong predictions "
-                    "(skl2onnx exports categorical splits as numeric ones); one-hot encode instead"
-                )
-            pb_major = int(metadata.version("protobuf").split(".")[0])
-            if pb_major >= 7:
-                raise ExportRefused(
-                    f"{kind} does not convert with skl2onnx under protobuf {metadata.version('protobuf')} "
-                    "(a bool lands in an INTS attribute); use protobuf<7 to export it, or another estimator"
-                )
-
-
-def _steps(estimator: Any) -> list[Any]:
-    """Every estimator inside pipelines and column transformers, depth first."""
-    found = [estimator]
-    for attribute in ("steps", "transformers_"):
-        for item in getattr(estimator, attribute, []) or []:
-            if not isinstance(item[1], str):
-                found.extend(_steps(item[1]))
-    return found
-
-
-def _unsupported_step(pipeline: Any) -> str:
-    """Name the step skl2onnx has no converter for (the whole pipeline when all are known)."""
-    from skl2onnx._supported_operators import sklearn_operator_name_map
-
-    containers = {"Pipeline", "ColumnTransformer", "FeatureUnion"}
-    for step in _steps(pipeline):
-        if type(step).__name__ not in containers and type(step) not in sklearn_operator_name_map:
-            return f"{type(step).__module__}.{type(step).__name__} (no converter registered)"
-    return f"{type(pipeline).__name__}"
 
 
 def _infer_task(estimator: Any) -> Task:
@@ -252,42 +250,21 @@ def _infer_task(estimator: Any) -> Task:
     return Task.BINARY if len(classes) == 2 else Task.MULTICLASS
 
 
-def _input_specs(schema: FeatureSchema, pipeline: Any) -> tuple[TensorSpec, ...]:
-    """One float matrix for all-numeric models; one input per column when columns are selected by name."""
-    by_name = any(type(s).__name__ == "ColumnTransformer" for s in _steps(pipeline))
-    if schema.all_numeric and not by_name:
-        return (TensorSpec(name="X", dtype="float32", features=schema.names),)
-    return tuple(
-        TensorSpec(
-            name=f.name, dtype="string" if f.kind is FeatureKind.CATEGORY else "float32", features=(f.name,)
-        )
-        for f in schema.features
-    )
-
-
-def _tensor_type(spec: TensorSpec) -> Any:
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-
-    return (StringTensorType if spec.dtype == "string" else FloatTensorType)([None, len(spec.features)])
-
-
-def _feeds(schema: FeatureSchema, inputs: tuple[TensorSpec, ...], frame: pd.DataFrame) -> dict[str, Any]:
-    columns = {
-        f.name: frame[f.name].to_numpy(dtype=object if f.kind is FeatureKind.CATEGORY else np.float64)
-        for f in schema.features
-    }
-    return build_feeds(inputs, columns, len(frame))
-
-
-def _sklearn_outputs(pipeline: Any, frame: pd.DataFrame, classifier: bool) -> TaskOutputs:
+def _sklearn_outputs(pipeline: Any, rows: Any, classifier: bool) -> TaskOutputs:
     if classifier:
-        return ClassifierOutputs(labels=pipeline.predict(frame), probabilities=pipeline.predict_proba(frame))
-    return RegressorOutputs(values=np.asarray(pipeline.predict(frame), dtype=np.float64))
+        return ClassifierOutputs(labels=pipeline.predict(rows), probabilities=pipeline.predict_proba(rows))
+    return RegressorOutputs(values=np.asarray(pipeline.predict(rows), dtype=np.float64).reshape(-1))
+
+
+def _rows_of(outputs: TaskOutputs, rows: slice) -> TaskOutputs:
+    if isinstance(outputs, ClassifierOutputs):
+        return ClassifierOutputs(labels=outputs.labels[rows], probabilities=outputs.probabilities[rows])
+    return RegressorOutputs(values=outputs.values[rows])
 
 
 def _metrics(
     task: Task,
-    y_test: list[Any],
+    y_true: Sequence[Any],
     outputs: TaskOutputs,
     rows: slice,
     classes: tuple[Label, ...] | None,
@@ -298,31 +275,42 @@ def _metrics(
     if isinstance(outputs, RegressorOutputs):
         values = outputs.values[rows].astype(np.float64)
         return {
-            "rmse": float(np.sqrt(metrics.mean_squared_error(y_test, values))),
-            "mae": float(metrics.mean_absolute_error(y_test, values)),
-            "r2": float(metrics.r2_score(y_test, values)),
+            "rmse": float(np.sqrt(metrics.mean_squared_error(y_true, values))),
+            "mae": float(metrics.mean_absolute_error(y_true, values)),
+            "r2": float(metrics.r2_score(y_true, values)),
         }
-    labels = outputs.labels[rows].tolist()
-    proba = outputs.probabilities[rows].astype(np.float64)
-    proba = proba / proba.sum(axis=1, keepdims=True)  # float32 rows sum to 1 ± 1e-7; log_loss checks
+    labels = [_python(v) for v in outputs.labels[rows].tolist()]
+    # float32 tree sums can dip a hair below 0 and rows sum to 1 ± 1e-7; log_loss checks both
+    proba = np.clip(outputs.probabilities[rows].astype(np.float64), 0.0, None)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    found = set(y_true)
     if task is Task.BINARY:
         column = list(classes or ()).index(positive)  # type: ignore[arg-type]  # binary: never None
-        auc = metrics.roc_auc_score([y == positive for y in y_test], proba[:, column])
-        f1 = metrics.f1_score(y_test, labels, pos_label=positive)
+        auc = (
+            metrics.roc_auc_score([y == positive for y in y_true], proba[:, column])
+            if len(found) == 2
+            else float("nan")
+        )
+        f1 = metrics.f1_score(y_true, labels, pos_label=positive)
     else:
-        auc = metrics.roc_auc_score(y_test, proba, multi_class="ovr", labels=list(classes or ()))
-        f1 = metrics.f1_score(y_test, labels, average="macro")
+        auc = (
+            metrics.roc_auc_score(y_true, proba, multi_class="ovr", labels=list(classes or ()))
+            if found == set(classes or ())
+            else float("nan")
+        )
+        f1 = metrics.f1_score(y_true, labels, average="macro")
     return {
-        "accuracy": float(metrics.accuracy_score(y_test, labels)),
+        "accuracy": float(metrics.accuracy_score(y_true, labels)),
         "roc_auc": float(auc),
         "f1": float(f1),
-        "log_loss": float(metrics.log_loss(y_test, proba, labels=list(classes or ()))),
+        "log_loss": float(metrics.log_loss(y_true, proba, labels=list(classes or ()))),
     }
 
 
-def _summary(
+def training_summary(
     schema: FeatureSchema, frame: pd.DataFrame, target: Iterable[Any], target_name: Any
 ) -> TrainingSummary:
+    """Per-feature statistics (count, missing, moments, quantiles or category counts) and a fingerprint."""
     stats: dict[str, FeatureStats] = {}
     canonical: dict[str, list[Any]] = {}
     for feature in schema.features:
@@ -366,9 +354,11 @@ def _python(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _versions() -> dict[str, str]:
+def _versions(pipeline: Any) -> dict[str, str]:
     found = {}
-    for dist in ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "protobuf"):
+    used = {type(s).__module__.split(".")[0] for s in steps(pipeline)} & {"xgboost", "lightgbm"}
+    boosters = (*sorted(used), "onnxmltools") if used else ()
+    for dist in ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "protobuf", *boosters):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -15,7 +15,7 @@ import pandas as pd
 from predictor_core import Feature, FeatureKind, FeatureSchema, Rule, SchemaError
 from predictor_onnx.runtime import MISSING_CATEGORY
 
-__all__ = ["MISSING_CATEGORY", "column_values", "infer_schema", "model_frame"]
+__all__ = ["MISSING_CATEGORY", "as_frame", "column_values", "infer_schema"]
 
 _REFINABLE = frozenset(Feature.__struct_fields__)
 
@@ -89,17 +89,19 @@ def column_values(column: pd.Series) -> list[Any]:
     return list(values.where(values.notna(), None).tolist())
 
 
-def model_frame(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
-    """The frame as scikit-learn sees it at fit and parity time, and as the ONNX graph sees it.
+def as_frame(data: Any, names: list[str]) -> pd.DataFrame:
+    """The features as a DataFrame with these column names: a frame is kept, an array is wrapped.
 
-    Numbers are rounded through float32 (the graph's input type); missing categories become `""`.
+    Raises:
+        SchemaError: an array whose width differs from the number of names.
     """
-    out = pd.DataFrame(index=frame.index)
-    for feature in schema.features:
-        column = frame[feature.name]
-        if feature.kind is FeatureKind.CATEGORY:
-            values = column.astype(object)
-            out[feature.name] = values.where(values.notna(), MISSING_CATEGORY)
-        else:
-            out[feature.name] = column.to_numpy(dtype=np.float32, na_value=np.nan).astype(np.float64)
-    return out
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True)
+    array = np.asarray(data)
+    if array.ndim != 2 or array.shape[1] != len(names):
+        raise SchemaError(
+            f"expected a 2-D array with {len(names)} columns ({', '.join(names)}), got {array.shape}"
+        )
+    if array.dtype == object:
+        return pd.DataFrame({n: pd.Series(array[:, i], dtype=object) for i, n in enumerate(names)})
+    return pd.DataFrame(array, columns=names)

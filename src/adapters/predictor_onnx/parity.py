@@ -13,6 +13,7 @@ Tolerances, on inputs rounded through float32 as the graph reads them:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,10 +37,16 @@ class ParityReport:
     max_abs_diff: float
     """Largest |onnx - sklearn| over every probability or value."""
     worst_row: int
+    tolerance: str
 
 
-def check_parity(expected: TaskOutputs, actual: TaskOutputs, *, what: str = "the model") -> ParityReport:
-    """Compare scikit-learn's outputs (`expected`) with onnxruntime's; raise ParityFailed past tolerance."""
+def check_parity(
+    expected: TaskOutputs, actual: TaskOutputs, *, what: str = "the model", estimator: Any = None
+) -> ParityReport:
+    """Compare scikit-learn's outputs (`expected`) with onnxruntime's; raise ParityFailed past tolerance.
+
+    `estimator`, the pipeline's final step, picks the likely causes named in the error.
+    """
     if isinstance(expected, ClassifierOutputs):
         assert isinstance(actual, ClassifierOutputs)
         flips = np.flatnonzero(
@@ -62,13 +69,35 @@ def check_parity(expected: TaskOutputs, actual: TaskOutputs, *, what: str = "the
         label_mismatches=len(flips),
         max_abs_diff=float(per_row.max()) if per_row.size else 0.0,
         worst_row=worst,
+        tolerance=tolerance,
     )
     if len(flips) or bad.any():
         raise ParityFailed(
             f"ONNX export of {what} disagrees with scikit-learn on {report.rows} rows: "
             f"{len(flips)} label mismatches (first rows {flips[:5].tolist()}), "
             f"{int(bad.sum())} rows beyond {tolerance} (max {report.max_abs_diff:.3g} at row {worst}). "
-            "Common causes: a StandardScaler in front of trees, missing numbers reaching trees without an "
-            "imputer, HistGradientBoosting with native categorical features."
+            f"{likely_causes(estimator)}"
         )
     return report
+
+
+def likely_causes(estimator: Any) -> str:
+    """What usually makes this kind of estimator disagree after conversion, and what to do."""
+    kind = type(estimator).__name__ if estimator is not None else ""
+    if kind.startswith("KNeighbors"):
+        return (
+            "KNeighbors: two training points at (nearly) the same distance are a tie that float rounding "
+            "breaks differently; the graph computes distances in float64 like scikit-learn, so ties left "
+            "are exact duplicates: deduplicate the training rows or use weights='distance'."
+        )
+    if kind.startswith(("LGBM", "XGB")):
+        return (
+            f"{kind}: the converted trees compare float32 inputs with float32 thresholds; a value within "
+            "one float32 step of a threshold can take the other branch. Round such features (e.g. to 6 "
+            "significant digits) before fitting, or use a scikit-learn tree ensemble."
+        )
+    return (
+        "Common causes: missing numbers reaching trees with no imputer (skl2onnx drops their NaN "
+        "routing: add a SimpleImputer), a transformer whose converter works in float32 in front of trees, "
+        "a custom step whose converter differs from its transform."
+    )

@@ -9,6 +9,7 @@ not from splitting one small batch across cores.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections import Counter
@@ -24,6 +25,7 @@ from predictor_core import (
     ClassifierOutputs,
     ExecutionReport,
     FeatureKind,
+    FeatureSchema,
     ModelManifest,
     RegressorOutputs,
     RuntimeUnavailable,
@@ -33,12 +35,12 @@ from predictor_core import (
 )
 from predictor_onnx.devices import CPU, check_active, requested_providers
 
-__all__ = ["DEFAULT_THREADS", "MISSING_CATEGORY", "OnnxRuntime", "build_feeds", "session_options"]
+__all__ = ["DEFAULT_THREADS", "MISSING_CATEGORY", "OnnxRuntime", "as_text", "build_feeds", "session_options"]
 
 MISSING_CATEGORY = ""
-"""How a missing category reaches the model: skl2onnx string inputs cannot carry None, so pipelines
-impute `""` (`SimpleImputer(missing_values="")`) and the runtime maps null to it. Defined here, not
-with the training code, so that serving never imports pandas."""
+"""How a missing value reaches a string input: skl2onnx string inputs cannot carry None, so the
+exporter makes category imputers read `""` and the runtime maps null to it. Defined here, not with the
+training code, so that serving never imports pandas."""
 
 DEFAULT_THREADS = 1
 """Intra-op threads per session unless configured; see docs/models.md for the measurement."""
@@ -47,7 +49,25 @@ _CPU_ONLY_NOTE = (
     "scikit-learn models are ai.onnx.ml operators with CPU kernels only: they run on the CPU even "
     "when CUDA is active, plus host-device copies"
 )
-_NUMPY_TYPES = {"float32": np.float32, "int64": np.int64}
+_NUMPY_TYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
+_ONNX_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)"}
+
+
+def as_text(value: Any) -> str:
+    """The text form of a value in a string input: booleans `"True"`/`"False"`, integral numbers `"3"`.
+
+    The exporter writes fitted categories in this form, and `build_feeds` writes validated values in
+    it, so a boolean or integer column that a pipeline encodes with the categories matches them.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING_CATEGORY
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer) or (
+        isinstance(value, float | np.floating) and float(value).is_integer()
+    ):
+        return str(int(value))
+    return str(value)
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -63,16 +83,24 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
 
 
 def build_feeds(
-    inputs: tuple[TensorSpec, ...], columns: Mapping[str, np.ndarray], rows: int
+    schema: FeatureSchema, inputs: tuple[TensorSpec, ...], columns: Mapping[str, np.ndarray], rows: int
 ) -> dict[str, Any]:
-    """ONNX input arrays from validated columns: [N, k] per input, missing categories as `""`."""
+    """ONNX input arrays from validated columns: [N, k] per input.
+
+    String inputs get missing values as `""`, and booleans or integers as their text form
+    (`as_text`) when a category branch reads them.
+    """
     feeds: dict[str, Any] = {}
     for spec in inputs:
         if spec.dtype == "string":
             block = (
-                np.array([columns[name] for name in spec.features], dtype=object).reshape(-1, rows).T.copy()
+                np.array(
+                    [_strings(schema.feature(name).kind, columns[name]) for name in spec.features],
+                    dtype=object,
+                )
+                .reshape(-1, rows)
+                .T.copy()
             )
-            block[block == None] = MISSING_CATEGORY  # noqa: E711 (elementwise, on an object array)
         elif len(spec.features) == 1:
             block = columns[spec.features[0]].astype(_NUMPY_TYPES[spec.dtype]).reshape(rows, 1)
         else:
@@ -82,6 +110,16 @@ def build_feeds(
             ).T.copy()
         feeds[spec.name] = block
     return feeds
+
+
+def _strings(kind: FeatureKind, column: np.ndarray) -> np.ndarray:
+    if kind is FeatureKind.CATEGORY:
+        values = column.copy()
+        values[values == None] = MISSING_CATEGORY  # noqa: E711 (elementwise, on an object array)
+        return values
+    if kind is FeatureKind.BOOLEAN:
+        return np.array([as_text(None if v != v else bool(v)) for v in column.tolist()], dtype=object)
+    return np.array([as_text(None if v != v else v) for v in column.tolist()], dtype=object)
 
 
 class OnnxRuntime:
@@ -99,9 +137,12 @@ class OnnxRuntime:
         self._manifest = manifest
         inputs = manifest.onnx.inputs
         whole = (
-            len(inputs) == 1 and inputs[0].dtype == "float32" and inputs[0].features == manifest.schema.names
+            len(inputs) == 1
+            and inputs[0].dtype in ("float32", "float64")
+            and inputs[0].features == manifest.schema.names
         )
         self._whole_matrix = inputs[0].name if whole else None
+        self._whole_dtype = _NUMPY_TYPES[inputs[0].dtype] if whole else None
         where = f"model {manifest.name!r} version {manifest.version!r}"
         _check_graph(manifest, model, where)
         providers = requested_providers(device)
@@ -143,8 +184,10 @@ class OnnxRuntime:
         try:
             if self._whole_matrix is not None and batch.numbers is not None:
                 # one input holding every feature in schema order: the validated matrix is the feed
-                return self._run({self._whole_matrix: batch.numbers.astype(np.float32)})
-            return self._run(build_feeds(self._manifest.onnx.inputs, batch.columns, len(batch)))
+                return self._run({self._whole_matrix: batch.numbers.astype(self._whole_dtype, copy=False)})
+            return self._run(
+                build_feeds(self._manifest.schema, self._manifest.onnx.inputs, batch.columns, len(batch))
+            )
         except Exception as exc:  # the boundary: no onnxruntime error escapes as itself
             raise RuntimeUnavailable(f"{self._where} failed to run: {type(exc).__name__}: {exc}") from exc
 
@@ -173,7 +216,12 @@ def _check_graph(manifest: ModelManifest, model: bytes, where: str) -> None:
         raise BundleError(
             f"{where}: the graph's opsets {opsets} differ from the manifest's {manifest.onnx.opsets}"
         )
-    has_imputer = any(node.op_type == "Imputer" for node in graph.graph.node)
+    # Imputer (stock skl2onnx), IsNaN (the exporter's float64 imputer) or trees that route NaN themselves
+    has_imputer = any(
+        node.op_type in ("Imputer", "IsNaN")
+        or any(a.name == "nodes_missing_value_tracks_true" and any(a.ints) for a in node.attribute)
+        for node in graph.graph.node
+    )
     nullable_numbers = [
         f.name for f in manifest.schema.features if f.nullable and f.kind is not FeatureKind.CATEGORY
     ]
@@ -186,7 +234,7 @@ def _check_graph(manifest: ModelManifest, model: bytes, where: str) -> None:
 
 def _check_signature(manifest: ModelManifest, session: ort.InferenceSession, where: str) -> None:
     inputs = {i.name: i.type for i in session.get_inputs()}
-    wanted = {s.name: f"tensor({'float' if s.dtype == 'float32' else s.dtype})" for s in manifest.onnx.inputs}
+    wanted = {s.name: _ONNX_TYPES.get(s.dtype, f"tensor({s.dtype})") for s in manifest.onnx.inputs}
     if inputs != wanted:
         raise BundleError(f"{where}: graph inputs {inputs} differ from the manifest's {wanted}")
     outputs = {o.name: o.type for o in session.get_outputs()}
@@ -207,7 +255,7 @@ def _example_feeds(manifest: ModelManifest) -> dict[str, Any]:
             columns[feature.name] = np.array([value], dtype=object)
         else:
             columns[feature.name] = np.array([np.nan if value is None else value], dtype=np.float64)
-    return build_feeds(manifest.onnx.inputs, columns, 1)
+    return build_feeds(manifest.schema, manifest.onnx.inputs, columns, 1)
 
 
 def _node_placement(profile_path: str) -> dict[str, int]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from predictor_core import Label, Rule
 from predictor_onnx.export import export_bundle
-from predictor_onnx.infer_schema import column_values, infer_schema, model_frame
+from predictor_onnx.infer_schema import column_values
 from predictor_onnx.reference.datasets import DATASETS, load_dataset
 
 __all__ = ["RECIPES", "Recipe", "build", "fit_pipeline"]
@@ -119,7 +119,7 @@ def _penguins_pipeline() -> Any:
 
     categories = Pipeline(
         [
-            ("impute", SimpleImputer(missing_values="", strategy="most_frequent")),
+            ("impute", SimpleImputer(missing_values=None, strategy="most_frequent")),
             ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
         ]
     )
@@ -224,11 +224,9 @@ def split(name: str) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
 
 
 def fit_pipeline(name: str) -> Any:
-    """The recipe's pipeline fitted on its training split, as the exporter received it."""
-    recipe = RECIPES[name]
+    """The recipe's pipeline fitted on its training split as loaded, as a data scientist would."""
     X_train, y_train, _, _ = split(name)
-    schema = infer_schema(X_train, refine=recipe.refine)
-    return recipe.make_pipeline().fit(model_frame(X_train, schema), y_train)
+    return RECIPES[name].make_pipeline().fit(X_train, y_train)
 
 
 def build(name: str, out_dir: Path | str) -> Path:
@@ -243,7 +241,7 @@ def build(name: str, out_dir: Path | str) -> Path:
         columns = [column_values(rows[c]) for c in names]
         examples = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
     return export_bundle(
-        fit_pipeline(name),
+        RECIPES[name].make_pipeline().fit(X_train, y_train),
         X_train,
         y_train,
         X_test,
@@ -257,4 +255,4 @@ def build(name: str, out_dir: Path | str) -> Path:
         positive_class=recipe.positive_class,
         description=recipe.description,
         target=recipe.target,
-    )
+    ).path
