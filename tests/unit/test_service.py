@@ -17,6 +17,7 @@ from predictor_core import (
     PredictionService,
     RecordingDisabled,
     RegressionPrediction,
+    RuntimeUnavailable,
     StoreUnavailable,
     Task,
     ThreadedInference,
@@ -31,6 +32,7 @@ from tests.fakes import (
     FakeRuntime,
     InMemoryModelSource,
     InMemoryPredictionStore,
+    SlowRuntime,
     fake_service,
     toy_manifest,
 )
@@ -284,3 +286,45 @@ async def test_status_is_ready_or_says_why_not():
     assert not status.ready
     assert "no model 'toy'" in str(status.unavailable)
     assert status.unavailable.retry_after == 30.0
+
+
+async def test_the_shadow_version_scores_live_requests_off_the_answer_and_is_never_returned():
+    store = InMemoryPredictionStore()
+    live, challenger = toy_manifest(version="1"), toy_manifest(Task.REGRESSION, version="2")
+    registry = ModelRegistry(InMemoryModelSource([live, challenger]), default_model="toy")
+    registry.apply_aliases({"toy": {"production": "1", "shadow": "2"}})
+    service = PredictionService(registry, store)
+    predictions = await service.predict([GOOD, dict(GOOD, x=5.0)])
+    assert [p.model.version for p in predictions] == ["1", "1"]
+    await service.drain()
+    assert [s.prediction_id for s in store.shadows] == [p.prediction_id for p in predictions]
+    assert all(
+        s.prediction.model.version == "2" and s.prediction.prediction_id is None for s in store.shadows
+    )
+    assert store.shadows[0].prediction.value == pytest.approx(70.0)  # the challenger's own answer
+    await service.predict([GOOD], version="1")  # a version named explicitly is not shadowed
+    await service.drain()
+    assert len(store.shadows) == 2
+
+
+async def test_a_failing_shadow_never_touches_the_live_answer(caplog):
+    def factory(manifest):
+        return SlowRuntime(manifest, delay=0) if manifest.version == "1" else Exploding(manifest)
+
+    class Exploding(FakeRuntime):
+        def infer(self, batch, /):
+            raise RuntimeUnavailable("the challenger's GPU went away")
+
+    store = InMemoryPredictionStore()
+    registry = ModelRegistry(
+        InMemoryModelSource([toy_manifest(version="1"), toy_manifest(version="2")], factory),
+        default_model="toy",
+    )
+    registry.apply_aliases({"toy": {"production": "1", "shadow": "2"}})
+    service = PredictionService(registry, store)
+    (prediction,) = await service.predict([GOOD])
+    await service.drain()
+    assert prediction.model.version == "1"
+    assert prediction.prediction_id in store.records
+    assert store.shadows == []
+    assert "shadow toy 2 did not score 1 records: RuntimeUnavailable" in caplog.text

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from predictor_core import BundleError, ModelManifest, ModelNotFound, PredictorError, version_key
+from predictor_core import (
+    BundleError,
+    ModelConflict,
+    ModelManifest,
+    ModelNotFound,
+    PredictorError,
+    version_key,
+)
 from predictor_onnx.runtime import OnnxRuntime
 
-__all__ = ["BundleDirectory", "is_bundle_path", "read_bundle", "read_manifest"]
+__all__ = ["BundleDirectory", "install_bundle", "is_bundle_path", "read_bundle", "read_manifest"]
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -43,6 +52,45 @@ def read_bundle(path: Path | str) -> tuple[ModelManifest, bytes]:
             f"its SHA-256 is {digest[:16]}…, the manifest expects {manifest.sha256[:16]}…"
         )
     return manifest, model
+
+
+def install_bundle(bundle: Path | str, store: Path | str) -> tuple[ModelManifest, Path, bool]:
+    """Check a bundle as the server would load it, then place it at `<store>/<name>/<version>/`.
+
+    The copy is made beside its destination and renamed into place, so a replica reading the store never
+    sees half a bundle. Installing the same bundle again changes nothing.
+
+    Returns:
+        The manifest, where it lives, and whether it was newly placed.
+
+    Raises:
+        BundleError: missing files, an unreadable or too-new manifest, a hash, opset or signature that
+            does not check out.
+        ModelConflict: the store holds this name and version with another model file.
+    """
+    manifest, model = read_bundle(bundle)
+    OnnxRuntime(manifest, model)  # opsets, graph signature and a warm-up run, as at serving
+    target = Path(store) / manifest.name / manifest.version
+    if target.exists():
+        existing = read_manifest(target)
+        if existing.sha256 != manifest.sha256:
+            raise ModelConflict(
+                f"the model store holds {manifest.name} {manifest.version} with another model file "
+                f"({existing.sha256[:12]}…): give the changed model a new version"
+            )
+        return existing, target, False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{manifest.version}-", dir=target.parent))
+    try:
+        for name in (MODEL, MANIFEST):
+            shutil.copyfile(Path(bundle) / name, staging / name)
+        staging.rename(target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(
+            f"cannot place {manifest.name} {manifest.version} in {target.parent}: {exc}"
+        ) from exc
+    return manifest, target, True
 
 
 def read_manifest(path: Path) -> ModelManifest:

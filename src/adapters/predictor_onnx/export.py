@@ -29,6 +29,7 @@ from predictor_core import (
     FeatureKind,
     FeatureSchema,
     FeatureStats,
+    GoldenSet,
     Label,
     ModelManifest,
     OnnxSignature,
@@ -198,6 +199,7 @@ def export_bundle(
             tolerance=report.tolerance,
         ),
         training=training_summary(schema, train, y_train, getattr(y_train, "name", None)),
+        golden=golden_set(batch, onnx_out),
     )
     step("writing")
     path = _write(Path(out_dir) / name / version, model, manifest)
@@ -207,6 +209,31 @@ def export_bundle(
         parity=report,
         adaptations=conversion.adaptations,
         evaluation=Evaluation(y_true=truth, outputs=_rows_of(onnx_out, rows)),
+    )
+
+
+GOLDEN_ROWS = 16
+"""Rows of the data kept with their ONNX outputs: a version must reproduce them to take traffic."""
+
+
+def golden_set(batch: ValidatedBatch, outputs: TaskOutputs) -> GoldenSet:
+    """Rows spread over the data, as the validator delivered them, and what the exported graph answered.
+
+    The tolerance is the parity gate's: absolute for probabilities, relative to the values' size for
+    regressors (a float32 step on large values is more than 1e-5).
+    """
+    picks = sorted({round(i) for i in np.linspace(0, len(batch) - 1, min(GOLDEN_ROWS, len(batch)))})
+    records = batch.records()
+    chosen = tuple(records[i] for i in picks)
+    if isinstance(outputs, RegressorOutputs):
+        values = tuple(float(v) for v in outputs.values[picks])
+        scale = max((abs(v) for v in values), default=0.0)
+        return GoldenSet(records=chosen, values=values, tolerance=1e-5 + 1e-5 * scale)
+    assert isinstance(outputs, ClassifierOutputs)
+    return GoldenSet(
+        records=chosen,
+        labels=tuple(_python(label) for label in outputs.labels[picks]),
+        probabilities=tuple(tuple(float(p) for p in row) for row in outputs.probabilities[picks]),
     )
 
 

@@ -11,7 +11,6 @@ hold is trusted by skops or is a class of scikit-learn, numpy or scipy.
 
 from __future__ import annotations
 
-import functools
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from predictor_core import PredictorError
+from predictor.cli.common import domain_errors
 
 __all__ = ["commands"]
 
@@ -35,19 +34,6 @@ _STAGES = {
     "writing": "writing the bundle",
     "card": "drawing the model card",
 }
-
-
-def _domain_errors(func: F) -> F:
-    """Show domain errors (refusals, schema errors) as one clear message and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except PredictorError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -81,7 +67,7 @@ _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
     "--positive-class", help="Binary models: the class the probability is about [default: the second]."
 )
 @click.option("--no-card", is_flag=True, help="Do not write the model card.")
-@_domain_errors
+@domain_errors
 def export_command(
     model_file: Path,
     data_path: Path,
@@ -235,7 +221,7 @@ def schema_group() -> None:
     "--data", "data_path", required=True, type=_existing_file, help="Training rows: .csv or .parquet."
 )
 @click.option("--target", help="The target column, left out of the features.")
-@_domain_errors
+@domain_errors
 def schema_infer(data_path: Path, target: str | None) -> None:
     """Write a starting schema.toml to standard output: kinds, nullability, categories, observed ranges."""
     from predictor.schema_file import render_schema_file
@@ -264,7 +250,7 @@ def schema_infer(data_path: Path, target: str | None) -> None:
     help="Rows with their target to draw the performance plots from.",
 )
 @click.option("--target", help="The target column of --data.")
-@_domain_errors
+@domain_errors
 def card(model: str, version: str | None, out: Path, data_path: Path | None, target: str | None) -> None:
     """Write the model card of a bundle (a model name or a bundle directory): Markdown and PNG plots.
 

@@ -1,4 +1,4 @@
-"""`predictor` commands for models: `train` the reference bundles, `predict` from files, list `models`."""
+"""`predictor train` (the reference bundles) and `predictor predict` (every record of a file)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,12 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
+from predictor.cli.common import domain_errors
 from predictor_core import PredictorError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _READERS = {".csv": "read_csv", ".parquet": "read_parquet"}
-
-
-def _domain_errors(func: F) -> F:
-    """Show domain errors as one clear message and exit status 1, never a traceback."""
-    import functools
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except PredictorError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.command()
@@ -39,7 +26,7 @@ def _domain_errors(func: F) -> F:
     type=click.Path(file_okay=False, path_type=Path),
     help="Bundle root to write to (default: the package's own reference bundles).",
 )
-@_domain_errors
+@domain_errors
 def train(names: tuple[str, ...], all_: bool, out: Path | None) -> None:
     """Retrain reference models (breast_cancer, penguins, diabetes) and export them through the parity gate.
 
@@ -108,7 +95,7 @@ def _sha256_or_none(read: Callable[[Path], Any], path: Path) -> str | None:
     help="Where to write (.csv, .parquet or .json); default: standard output.",
 )
 @click.option("--record", is_flag=True, help="Also record inputs and predictions in the database.")
-@_domain_errors
+@domain_errors
 def predict_command(
     model: str | None, version: str | None, input_path: Path, output_path: Path | None, record: bool
 ) -> None:
@@ -153,38 +140,4 @@ def _write_json(predictions: Any, output_path: Path | None) -> None:
         output_path.write_bytes(data)
 
 
-@click.command()
-@_domain_errors
-def models() -> None:
-    """List installed model bundles with task, version, held-out metrics and the provider they run on."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from predictor.settings import Settings
-    from predictor.wiring import Wiring
-
-    registry = Wiring(Settings.load(record=False)).registry
-    table = Table("model", "version", "task", "metrics (held-out)", "provider", title="installed models")
-    for entry in registry.catalogue():
-        for manifest in entry.versions:
-            described = registry.describe(manifest.name, manifest.version)
-            if described.execution is None:
-                provider = f"[red]cannot load: {described.load_error}[/red]"
-            else:
-                nodes = ", ".join(
-                    f"{p.removesuffix('ExecutionProvider')} {n}"
-                    for p, n in described.execution.nodes_per_provider.items()
-                )
-                provider = f"{described.execution.providers[0]} (nodes: {nodes})"
-            metrics = ", ".join(
-                f"{k} {v:.3g}" for k, v in manifest.metrics.items() if k != "parity_max_abs_diff"
-            )
-            default = " (default)" if manifest.name == registry.default_model else ""
-            serving = " (serving)" if described.current and len(entry.versions) > 1 else ""
-            table.add_row(
-                manifest.name + default, manifest.version + serving, str(manifest.task), metrics, provider
-            )
-    Console().print(table)
-
-
-commands: list[click.Command] = [train, predict_command, models]
+commands: list[click.Command] = [train, predict_command]

@@ -1,0 +1,28 @@
+"""What every `predictor` command shares: domain errors shown as one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from predictor_core import PredictorError
+
+__all__ = ["domain_errors"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def domain_errors(func: F) -> F:
+    """Show domain errors (refusals, a database down, a model not found) as one message, exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PredictorError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+
+    return wrapper  # type: ignore[return-value]
