@@ -2,6 +2,8 @@
 
 This is the only module that reads `os.environ`. Values are converted leniently ("8000" -> 8000), which
 is right for configuration and wrong for features: feature values are judged strictly by the core.
+Every variable also has a `*_FILE` form (`DATABASE_URL_FILE`, `PREDICTOR_DATABASE_PASSWORD_FILE`...) that
+names a file holding the value, the convention of container secrets (compose, Kubernetes, Docker).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_url: str | None = None
     """SQLAlchemy URL (postgresql+asyncpg://... or sqlite+aiosqlite:///...); None means a SQLite file in the
     user's data directory. Plain postgresql:// URLs are given the asyncpg driver."""
+    database_password: str | None = None
+    """Password for the user of a server `database_url` that has none, so the URL can be plain
+    configuration while the password comes from a secret (PREDICTOR_DATABASE_PASSWORD_FILE)."""
     record: bool = True
     """Record every prediction in the database before answering (the server always does)."""
     host: str = "127.0.0.1"
@@ -58,6 +63,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.threads is not None and self.threads < 1:
             raise ConfigurationError(f"threads must be at least 1, got {self.threads}")
+        if self.database_password is not None:
+            url = self.database_url or ""
+            if not url or url.startswith("sqlite"):
+                raise ConfigurationError(
+                    "database_password is set but the database is SQLite: set DATABASE_URL to a server"
+                )
+            if _url(url).password is not None:
+                raise ConfigurationError(
+                    "the database password is given twice: in DATABASE_URL and in database_password"
+                )
 
     @classmethod
     def load(
@@ -86,6 +101,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __repr__(self) -> str:
         shown = {f: getattr(self, f) for f in self.__struct_fields__}
         shown["database_url"] = self.redacted_database_url() if self.database_url else None
+        shown["database_password"] = None if self.database_password is None else "***"
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def resolved_database_url(self) -> str:
@@ -99,8 +115,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             ("sqlite://", "sqlite+aiosqlite://"),
         ):
             if url.startswith(plain):
-                return driver + url[len(plain) :]
-        return url
+                url = driver + url[len(plain) :]
+                break
+        if self.database_password is None:
+            return url
+        return str(_url(url).set(password=self.database_password).render_as_string(hide_password=False))
 
     def redacted_database_url(self) -> str:
         """The database URL with any password hidden, for logs and health pages."""
@@ -116,16 +135,42 @@ def default_sqlite_url() -> str:
     return f"sqlite+aiosqlite:///{directory / 'predictions.db'}"
 
 
+def _url(url: str) -> Any:
+    """The parsed SQLAlchemy URL (imported here: only a server URL with a separate password needs it)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"invalid database URL: {exc}") from None
+
+
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    if env.get("DATABASE_URL"):
-        values["database_url"] = env["DATABASE_URL"]
+    database_url = _variable(env, "DATABASE_URL")
+    if database_url:
+        values["database_url"] = database_url
     for name in Settings.__struct_fields__:
-        raw = env.get(_ENV_PREFIX + name.upper())
+        raw = _variable(env, _ENV_PREFIX + name.upper())
         if raw is None or raw == "":
             continue
         values[name] = tuple(p for p in raw.split(os.pathsep) if p) if name in _LIST_FIELDS else raw
     return values
+
+
+def _variable(env: Mapping[str, str], name: str) -> str | None:
+    """`$NAME`, or the content of the file `$NAME_FILE` names (one trailing newline dropped)."""
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return env.get(name)
+    if env.get(name):
+        raise ConfigurationError(f"both {name} and {name}_FILE are set: keep one")
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {name}_FILE {path}: {exc.strerror or exc}") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _env_name(message: str) -> str:

@@ -62,3 +62,52 @@ def test_sqlite_urls_get_the_async_driver():
         Settings(database_url="sqlite:///tmp/x.db").resolved_database_url() == "sqlite+aiosqlite:///tmp/x.db"
     )
     assert Settings(database_url="postgres://h/db").resolved_database_url() == "postgresql+asyncpg://h/db"
+
+
+def test_secrets_come_from_files(tmp_path):
+    url_file, password_file = tmp_path / "database_url", tmp_path / "db_password"
+    url_file.write_text("postgresql://predictor@db:5432/predictor\n")
+    password_file.write_text("p@ss:w/rd\n")  # compose and Kubernetes secret files often end in a newline
+    env = {"DATABASE_URL_FILE": str(url_file), "PREDICTOR_DATABASE_PASSWORD_FILE": str(password_file)}
+    settings = Settings.load(env)
+    resolved = settings.resolved_database_url()
+    assert resolved == "postgresql+asyncpg://predictor:p%40ss%3Aw%2Frd@db:5432/predictor"
+    from sqlalchemy.engine import make_url
+
+    assert make_url(resolved).password == "p@ss:w/rd"
+    assert "p@ss" not in repr(settings)
+    assert "p%40ss" not in repr(settings)
+    assert settings.redacted_database_url() == "postgresql+asyncpg://predictor:***@db:5432/predictor"
+
+
+def test_any_variable_has_a_file_form(tmp_path):
+    port_file = tmp_path / "port"
+    port_file.write_text("7860")
+    assert Settings.load({"PREDICTOR_PORT_FILE": str(port_file)}).port == 7860
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        (
+            {"DATABASE_URL": "postgresql://h/db", "DATABASE_URL_FILE": "/run/secrets/url"},
+            "both DATABASE_URL and DATABASE_URL_FILE are set",
+        ),
+        (
+            {"PREDICTOR_DATABASE_PASSWORD_FILE": "/nonexistent/pw"},
+            "cannot read PREDICTOR_DATABASE_PASSWORD_FILE /nonexistent/pw: No such file",
+        ),
+        ({"PREDICTOR_DATABASE_PASSWORD": "pw"}, "database_password is set but the database is SQLite"),
+        (
+            {"DATABASE_URL": "sqlite:///x.db", "PREDICTOR_DATABASE_PASSWORD": "pw"},
+            "database_password is set but the database is SQLite",
+        ),
+        (
+            {"DATABASE_URL": "postgresql://u:one@h/db", "PREDICTOR_DATABASE_PASSWORD": "two"},
+            "password is given twice",
+        ),
+    ],
+)
+def test_bad_secret_settings_say_which_and_why(env, fragment):
+    with pytest.raises(ConfigurationError, match=fragment):
+        Settings.load(env)
