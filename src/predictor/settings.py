@@ -127,11 +127,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 def default_sqlite_url() -> str:
-    """`sqlite+aiosqlite:///<user data dir>/predictor-core/predictions.db`, creating the directory."""
+    """`sqlite+aiosqlite:///<user data dir>/predictor-core/predictions.db`, creating the directory.
+
+    Raises:
+        ConfigurationError: the directory cannot be made (a read-only container file system, say).
+    """
     import platformdirs
 
     directory = Path(platformdirs.user_data_dir("predictor-core", appauthor=False))
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create {directory} for the default SQLite database ({exc.strerror or exc}): "
+            "set DATABASE_URL, or XDG_DATA_HOME to a writable directory"
+        ) from None
     return f"sqlite+aiosqlite:///{directory / 'predictions.db'}"
 
 

@@ -111,3 +111,11 @@ def test_any_variable_has_a_file_form(tmp_path):
 def test_bad_secret_settings_say_which_and_why(env, fragment):
     with pytest.raises(ConfigurationError, match=fragment):
         Settings.load(env)
+
+
+def test_an_unwritable_data_directory_is_a_clear_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
+    with pytest.raises(ConfigurationError, match=r"cannot create .* set DATABASE_URL, or XDG_DATA_HOME"):
+        Settings.load({}).resolved_database_url()
