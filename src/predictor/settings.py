@@ -2,14 +2,18 @@
 
 This is the only module that reads `os.environ`. Values are converted leniently ("8000" -> 8000), which
 is right for configuration and wrong for features: feature values are judged strictly by the core.
+Every variable also has a `*_FILE` form (`DATABASE_URL_FILE`, `PREDICTOR_DATABASE_PASSWORD_FILE`...) that
+names a file holding the value, the convention of container secrets (compose, Kubernetes, Docker).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,8 +25,9 @@ __all__ = ["Settings"]
 
 _ENV_PREFIX = "PREDICTOR_"
 _LIST_FIELDS = {"model_dirs"}
-_HANDOVER = "PREDICTOR_SERVE_SETTINGS"
-"""Where `predictor serve` puts its resolved settings, as JSON, for the worker processes it starts."""
+_HANDOVER = "PREDICTOR_SERVE_SETTINGS_FILE"
+"""Names the file where `predictor serve` put its resolved settings for the worker processes it starts:
+a file readable by its owner alone, not the environment, since the settings may hold a password."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -41,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_url: str | None = None
     """SQLAlchemy URL (postgresql+asyncpg://... or sqlite+aiosqlite:///...); None means a SQLite file in the
     user's data directory. Plain postgresql:// URLs are given the asyncpg driver."""
+    database_password: str | None = None
+    """Password for the user of a server `database_url` that has none, so the URL can be plain
+    configuration while the password comes from a secret (PREDICTOR_DATABASE_PASSWORD_FILE)."""
     record: bool = True
     """Record every prediction in the database before answering (the server always does)."""
     host: str = "127.0.0.1"
@@ -71,6 +79,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ConfigurationError(f"threads must be at least 1, got {self.threads}")
         if not self.watch_interval > 0 or not self.evict_after >= 0:
             raise ConfigurationError("watch_interval must be positive and evict_after not negative")
+        if self.database_password is not None:
+            url = self.database_url or ""
+            if not url or url.startswith("sqlite"):
+                raise ConfigurationError(
+                    "database_password is set but the database is SQLite: set DATABASE_URL to a server"
+                )
+            if _url(url).password is not None:
+                raise ConfigurationError(
+                    "the database password is given twice: in DATABASE_URL and in database_password"
+                )
 
     @classmethod
     def load(
@@ -96,28 +114,39 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         except msgspec.ValidationError as exc:
             raise ConfigurationError(f"invalid settings: {_env_name(str(exc))}") from exc
 
-    def hand_over(self) -> dict[str, str]:
-        """The environment entry that gives worker processes exactly these settings (`handed_over`)."""
-        return {_HANDOVER: msgspec.json.encode(self).decode()}
+    @contextlib.contextmanager
+    def hand_over(self) -> Iterator[dict[str, str]]:
+        """Write these settings to a private file for worker processes, removed on exit.
+
+        Yields the environment entry that names the file (read back by `handed_over`).
+        """
+        fd, path = tempfile.mkstemp(prefix="predictor-settings-", suffix=".json")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(msgspec.json.encode(self))
+            yield {_HANDOVER: path}
+        finally:
+            Path(path).unlink(missing_ok=True)
 
     @classmethod
     def handed_over(cls, environ: Mapping[str, str] | None = None) -> Settings | None:
         """The settings a parent process handed over with `hand_over`, or None when there are none.
 
         Raises:
-            ConfigurationError: the handed-over value is not valid settings.
+            ConfigurationError: the handed-over file cannot be read or holds no valid settings.
         """
-        raw = (os.environ if environ is None else environ).get(_HANDOVER)
-        if raw is None:
+        path = (os.environ if environ is None else environ).get(_HANDOVER)
+        if path is None:
             return None
         try:
-            return msgspec.json.decode(raw, type=cls)
-        except msgspec.DecodeError as exc:
-            raise ConfigurationError(f"invalid {_HANDOVER}: {exc}") from exc
+            return msgspec.json.decode(Path(path).read_bytes(), type=cls)
+        except (OSError, msgspec.DecodeError) as exc:
+            raise ConfigurationError(f"invalid {_HANDOVER} {path}: {exc}") from exc
 
     def __repr__(self) -> str:
         shown = {f: getattr(self, f) for f in self.__struct_fields__}
         shown["database_url"] = self.redacted_database_url() if self.database_url else None
+        shown["database_password"] = None if self.database_password is None else "***"
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def resolved_database_url(self) -> str:
@@ -131,8 +160,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             ("sqlite://", "sqlite+aiosqlite://"),
         ):
             if url.startswith(plain):
-                return driver + url[len(plain) :]
-        return url
+                url = driver + url[len(plain) :]
+                break
+        if self.database_password is None:
+            return url
+        return str(_url(url).set(password=self.database_password).render_as_string(hide_password=False))
 
     def resolved_model_store(self) -> Path:
         """The model store directory: the configured one, or the default in the user data directory."""
@@ -151,24 +183,60 @@ def default_model_store() -> Path:
 
 
 def default_sqlite_url() -> str:
-    """`sqlite+aiosqlite:///<user data dir>/predictor-core/predictions.db`, creating the directory."""
+    """`sqlite+aiosqlite:///<user data dir>/predictor-core/predictions.db`, creating the directory.
+
+    Raises:
+        ConfigurationError: the directory cannot be made (a read-only container file system, say).
+    """
     import platformdirs
 
     directory = Path(platformdirs.user_data_dir("predictor-core", appauthor=False))
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create {directory} for the default SQLite database ({exc.strerror or exc}): "
+            "set DATABASE_URL, or XDG_DATA_HOME to a writable directory"
+        ) from None
     return f"sqlite+aiosqlite:///{directory / 'predictions.db'}"
+
+
+def _url(url: str) -> Any:
+    """The parsed SQLAlchemy URL (imported here: only a server URL with a separate password needs it)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"invalid database URL: {exc}") from None
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    if env.get("DATABASE_URL"):
-        values["database_url"] = env["DATABASE_URL"]
+    database_url = _variable(env, "DATABASE_URL")
+    if database_url:
+        values["database_url"] = database_url
     for name in Settings.__struct_fields__:
-        raw = env.get(_ENV_PREFIX + name.upper())
+        raw = _variable(env, _ENV_PREFIX + name.upper())
         if raw is None or raw == "":
             continue
         values[name] = tuple(p for p in raw.split(os.pathsep) if p) if name in _LIST_FIELDS else raw
     return values
+
+
+def _variable(env: Mapping[str, str], name: str) -> str | None:
+    """`$NAME`, or the content of the file `$NAME_FILE` names (one trailing newline dropped)."""
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return env.get(name)
+    if env.get(name):
+        raise ConfigurationError(f"both {name} and {name}_FILE are set: keep one")
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {name}_FILE {path}: {exc.strerror or exc}") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _env_name(message: str) -> str:

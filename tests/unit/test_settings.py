@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from predictor.settings import Settings
@@ -64,17 +66,79 @@ def test_sqlite_urls_get_the_async_driver():
     assert Settings(database_url="postgres://h/db").resolved_database_url() == "postgresql+asyncpg://h/db"
 
 
-def test_settings_are_handed_over_whole_as_one_value(tmp_path):
+def test_settings_are_handed_over_whole_in_a_private_file(tmp_path):
     config = tmp_path / "predictor.toml"
     config.write_text("max_batch = 7\nmodel_dirs = ['/srv/models']\n")
     settings = Settings.load(
         {"DATABASE_URL": "postgresql://u:pw@h/db"}, file=config, model="penguins", workers=2
     )
-    environ = settings.hand_over()
-    assert list(environ) == ["PREDICTOR_SERVE_SETTINGS"]
-    assert Settings.handed_over(environ) == settings
+    with settings.hand_over() as environ:
+        [(name, path)] = environ.items()
+        assert name == "PREDICTOR_SERVE_SETTINGS_FILE"
+        assert "pw" not in path
+        assert os.stat(path).st_mode & 0o077 == 0  # the password stays out of the environment
+        assert Settings.handed_over(environ) == settings
+    assert not os.path.exists(path)
     assert Settings.handed_over({}) is None
-    with pytest.raises(ConfigurationError, match="PREDICTOR_SERVE_SETTINGS"):
-        Settings.handed_over({"PREDICTOR_SERVE_SETTINGS": '{"port": "eighty"}'})
-    with pytest.raises(ConfigurationError, match="PREDICTOR_SERVE_SETTINGS"):
-        Settings.handed_over({"PREDICTOR_SERVE_SETTINGS": "{not json"})
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"port": "eighty"}')
+    for value in (str(bad), str(tmp_path / "missing.json")):
+        with pytest.raises(ConfigurationError, match="PREDICTOR_SERVE_SETTINGS_FILE"):
+            Settings.handed_over({"PREDICTOR_SERVE_SETTINGS_FILE": value})
+
+
+def test_secrets_come_from_files(tmp_path):
+    url_file, password_file = tmp_path / "database_url", tmp_path / "db_password"
+    url_file.write_text("postgresql://predictor@db:5432/predictor\n")
+    password_file.write_text("p@ss:w/rd\n")  # compose and Kubernetes secret files often end in a newline
+    env = {"DATABASE_URL_FILE": str(url_file), "PREDICTOR_DATABASE_PASSWORD_FILE": str(password_file)}
+    settings = Settings.load(env)
+    resolved = settings.resolved_database_url()
+    assert resolved == "postgresql+asyncpg://predictor:p%40ss%3Aw%2Frd@db:5432/predictor"
+    from sqlalchemy.engine import make_url
+
+    assert make_url(resolved).password == "p@ss:w/rd"
+    assert "p@ss" not in repr(settings)
+    assert "p%40ss" not in repr(settings)
+    assert settings.redacted_database_url() == "postgresql+asyncpg://predictor:***@db:5432/predictor"
+
+
+def test_any_variable_has_a_file_form(tmp_path):
+    port_file = tmp_path / "port"
+    port_file.write_text("7860")
+    assert Settings.load({"PREDICTOR_PORT_FILE": str(port_file)}).port == 7860
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        (
+            {"DATABASE_URL": "postgresql://h/db", "DATABASE_URL_FILE": "/run/secrets/url"},
+            "both DATABASE_URL and DATABASE_URL_FILE are set",
+        ),
+        (
+            {"PREDICTOR_DATABASE_PASSWORD_FILE": "/nonexistent/pw"},
+            "cannot read PREDICTOR_DATABASE_PASSWORD_FILE /nonexistent/pw: No such file",
+        ),
+        ({"PREDICTOR_DATABASE_PASSWORD": "pw"}, "database_password is set but the database is SQLite"),
+        (
+            {"DATABASE_URL": "sqlite:///x.db", "PREDICTOR_DATABASE_PASSWORD": "pw"},
+            "database_password is set but the database is SQLite",
+        ),
+        (
+            {"DATABASE_URL": "postgresql://u:one@h/db", "PREDICTOR_DATABASE_PASSWORD": "two"},
+            "password is given twice",
+        ),
+    ],
+)
+def test_bad_secret_settings_say_which_and_why(env, fragment):
+    with pytest.raises(ConfigurationError, match=fragment):
+        Settings.load(env)
+
+
+def test_an_unwritable_data_directory_is_a_clear_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
+    with pytest.raises(ConfigurationError, match=r"cannot create .* set DATABASE_URL, or XDG_DATA_HOME"):
+        Settings.load({}).resolved_database_url()

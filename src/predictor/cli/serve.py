@@ -69,25 +69,25 @@ def serve(
         asyncio.run(_preflight(Wiring(settings)))
     except PredictorError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
-    # every worker process builds its app from exactly these settings (predictor.app:create_app)
-    os.environ.update(settings.hand_over())
     where = settings.redacted_database_url() if settings.record else "recording off"
     click.echo(
         f"predictor: model {settings.model!r}, database {where}, docs http://{settings.host}:{settings.port}/docs"
     )
-    uvicorn.run(
-        "predictor.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        lifespan="on",
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        access_log=access_log,
-        server_header=False,
-        log_level="info",
-    )
+    with settings.hand_over() as handover:  # every worker builds its app from exactly these settings
+        os.environ.update(handover)
+        uvicorn.run(
+            "predictor.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            lifespan="on",
+            loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+            http="httptools" if importlib.util.find_spec("httptools") else "h11",
+            access_log=access_log,
+            server_header=False,
+            log_level="info",
+        )
 
 
 async def _preflight(wiring: Wiring) -> None:
