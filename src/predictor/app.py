@@ -32,4 +32,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         max_body_bytes=settings.max_body_bytes,
         database=settings.redacted_database_url() if settings.record else "",
     )
-    return create_http_app(wiring.service, wiring.registry, options, lifespan=[wiring.lifespan])
+    return create_http_app(
+        wiring.service, wiring.registry, options, lifecycle=wiring.lifecycle, lifespan=[wiring.lifespan]
+    )

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -186,8 +187,33 @@ class Wiring:
             await self.close()
 
     def lifespan(self, _: Any) -> AbstractAsyncContextManager[Wiring]:
-        """For `Litestar(lifespan=[...])`: the server runs inside `running()`."""
-        return self.running()
+        """For `Litestar(lifespan=[...])`: the server runs inside `running()`.
+
+        SIGHUP re-reads the bundles and aliases (`reload`) instead of ending the process.
+        """
+        return self._serving()
+
+    @asynccontextmanager
+    async def _serving(self) -> AsyncIterator[Wiring]:
+        loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[None]] = set()
+
+        def hangup() -> None:
+            task = loop.create_task(self.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        try:
+            loop.add_signal_handler(signal.SIGHUP, hangup)
+            listening = True
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no SIGHUP
+            listening = False
+        try:
+            async with self.running():
+                yield self
+        finally:
+            if listening:
+                loop.remove_signal_handler(signal.SIGHUP)
 
 
 def _sql_stores(settings: Settings) -> tuple[PredictionStore, AliasStore]:

@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
-from predictor_core import ModelRegistry, PredictionService
+from predictor_core import ModelLifecycle, ModelRegistry, PredictionService
 from predictor_litestar.dependencies import dependencies
 from predictor_litestar.openapi import document_bodies
 from predictor_litestar.options import ApiOptions
@@ -30,6 +30,7 @@ def create_app(
     models: ModelRegistry,
     options: ApiOptions | None = None,
     *,
+    lifecycle: ModelLifecycle | None = None,
     lifespan: Sequence[Lifespan] = (),
 ) -> Litestar:
     """The HTTP API over the prediction use case and the model registry; loads no model itself.
@@ -38,12 +39,13 @@ def create_app(
         service: predict, look up, feedback, readiness; already wired to its store.
         models: the model registry (catalogue, descriptions); its default model documents the examples.
         options: limits and facts for the HTTP layer.
+        lifecycle: model aliases and their history; None when nothing is recorded.
         lifespan: context managers run around the server's life (e.g. the wiring that opens the store).
     """
     options = options or ApiOptions()
     app = Litestar(
         route_handlers=ROUTERS,
-        dependencies=dependencies(service, models, options),
+        dependencies=dependencies(service, models, options, lifecycle),
         exception_handlers=exception_handlers,
         request_max_body_size=options.max_body_bytes,
         lifespan=list(lifespan),

@@ -10,21 +10,28 @@ from typing import Any, TypeAlias
 
 from litestar.di import NamedDependency, Provide
 
-from predictor_core import ModelRegistry, PredictionService
+from predictor_core import ModelLifecycle, ModelRegistry, PredictionService
 from predictor_litestar.options import ApiOptions
 
-__all__ = ["Models", "Options", "Service", "dependencies"]
+__all__ = ["Lifecycle", "Models", "Options", "Service", "dependencies"]
 
 Service: TypeAlias = NamedDependency[PredictionService]
 Models: TypeAlias = NamedDependency[ModelRegistry]
 Options: TypeAlias = NamedDependency[ApiOptions]
+Lifecycle: TypeAlias = NamedDependency[ModelLifecycle | None]
+"""None when the server records nothing: aliases live in the database."""
 
 
 def dependencies(
-    service: PredictionService, models: ModelRegistry, options: ApiOptions
+    service: PredictionService, models: ModelRegistry, options: ApiOptions, lifecycle: ModelLifecycle | None
 ) -> dict[str, Provide]:
-    """The app-level providers of `service`, `models` and `options`."""
-    return {"service": _constant(service), "models": _constant(models), "options": _constant(options)}
+    """The app-level providers of `service`, `models`, `options` and `lifecycle`."""
+    return {
+        "service": _constant(service),
+        "models": _constant(models),
+        "options": _constant(options),
+        "lifecycle": _constant(lifecycle),
+    }
 
 
 def _constant(value: Any) -> Provide:

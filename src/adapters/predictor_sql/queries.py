@@ -15,9 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from predictor_sql.errors import translate_db_errors
-from predictor_sql.tables import model_inputs, model_outputs, model_versions, prediction_feedback
+from predictor_sql.tables import (
+    model_inputs,
+    model_outputs,
+    model_versions,
+    prediction_feedback,
+    shadow_outputs,
+)
 
-__all__ = ["PREDICTION_COLUMNS", "Stats", "predictions", "stats"]
+__all__ = ["COMPARE_COLUMNS", "PREDICTION_COLUMNS", "Stats", "compare", "predictions", "stats"]
 
 PREDICTION_COLUMNS = (
     "prediction_id",
@@ -177,13 +183,18 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-async def _accuracy(conn: AsyncConnection, where: Sequence[Any]) -> list[dict[str, Any]]:
+def _latest_feedback() -> Any:
+    """Feedback rows, the latest one per prediction only (a later correction replaces an earlier one)."""
     latest = (
         sa.select(sa.func.max(prediction_feedback.c.id).label("id"))
         .group_by(prediction_feedback.c.prediction_id)
         .subquery()
     )
-    feedback = prediction_feedback.join(latest, latest.c.id == prediction_feedback.c.id)
+    return prediction_feedback.join(latest, latest.c.id == prediction_feedback.c.id)
+
+
+async def _accuracy(conn: AsyncConnection, where: Sequence[Any]) -> list[dict[str, Any]]:
+    feedback = _latest_feedback()
     key = (model_versions.c.name.label("model"), model_versions.c.version, model_outputs.c.task)
     correct = sa.func.sum(sa.case((prediction_feedback.c.actual_label == model_outputs.c.label, 1), else_=0))
     error = sa.func.avg(sa.func.abs(prediction_feedback.c.actual_value - model_outputs.c.value))
@@ -205,3 +216,112 @@ async def _accuracy(conn: AsyncConnection, where: Sequence[Any]) -> list[dict[st
             entry |= {"correct": int(row.correct), "accuracy": int(row.correct) / row.with_feedback}
         out.append(entry)
     return out
+
+
+COMPARE_COLUMNS = (
+    "model",
+    "live_version",
+    "shadow_version",
+    "task",
+    "pairs",
+    "label_agreement",
+    "mean_abs_diff",
+    "max_abs_diff",
+    "with_feedback",
+    "live_accuracy",
+    "shadow_accuracy",
+    "live_mae",
+    "shadow_mae",
+)
+
+
+async def compare(
+    engine: AsyncEngine,
+    model: str,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Live against shadow answers of the same inputs, per (live version, shadow version).
+
+    `label_agreement` is the share of identical labels; the differences are |Δ| of the positive-class
+    probability (binary), of every class probability (multiclass: the largest per record) or of the value
+    (regression). Where feedback exists, each side's accuracy (or MAE) against the latest ground truth.
+    """
+    live_version, shadow_version = model_versions.alias("live"), model_versions.alias("shadow")
+    live, shadow = model_outputs, shadow_outputs
+    feedback = _latest_feedback()
+    query = (
+        sa.select(
+            live_version.c.version.label("live_version"),
+            shadow_version.c.version.label("shadow_version"),
+            live.c.task,
+            live.c.label,
+            live.c.probability,
+            live.c.probabilities,
+            live.c.value,
+            shadow.c.label.label("s_label"),
+            shadow.c.probability.label("s_probability"),
+            shadow.c.probabilities.label("s_probabilities"),
+            shadow.c.value.label("s_value"),
+            prediction_feedback.c.actual_label,
+            prediction_feedback.c.actual_value,
+        )
+        .select_from(
+            shadow.join(live, live.c.prediction_id == shadow.c.prediction_id)
+            .join(model_inputs, model_inputs.c.prediction_id == shadow.c.prediction_id)
+            .join(live_version, live_version.c.id == model_inputs.c.model_version_id)
+            .join(shadow_version, shadow_version.c.id == shadow.c.model_version_id)
+            .outerjoin(feedback, prediction_feedback.c.prediction_id == shadow.c.prediction_id)
+        )
+        .where(live_version.c.name == model)
+        .order_by(live_version.c.version, shadow_version.c.version)
+    )
+    if since is not None:
+        query = query.where(model_inputs.c.created_at >= since)
+    if until is not None:
+        query = query.where(model_inputs.c.created_at < until)
+    groups: dict[tuple[str, str], list[Any]] = {}
+    with translate_db_errors("compare live and shadow predictions"):
+        async with engine.connect() as conn:
+            for row in await conn.execute(query):
+                groups.setdefault((row.live_version, row.shadow_version), []).append(row)
+    return [_compared(model, key, rows) for key, rows in groups.items()]
+
+
+def _compared(model: str, versions: tuple[str, str], rows: list[Any]) -> dict[str, Any]:
+    task = rows[0].task
+    if task == "regression":
+        diffs = [abs(r.value - r.s_value) for r in rows if r.s_value is not None]
+    elif task == "binary":
+        diffs = [abs(r.probability - r.s_probability) for r in rows if r.s_probability is not None]
+    else:
+        diffs = [
+            max(abs(p - (r.s_probabilities or {}).get(k, 0.0)) for k, p in r.probabilities.items())
+            for r in rows
+        ]
+    entry: dict[str, Any] = {
+        "model": model,
+        "live_version": versions[0],
+        "shadow_version": versions[1],
+        "task": task,
+        "pairs": len(rows),
+        "label_agreement": None
+        if task == "regression"
+        else sum(r.label == r.s_label for r in rows) / len(rows),
+        "mean_abs_diff": sum(diffs) / len(diffs) if diffs else None,
+        "max_abs_diff": max(diffs, default=None),
+    }
+    if task == "regression":
+        known = [r for r in rows if r.actual_value is not None]
+        entry["with_feedback"] = len(known)
+        if known:
+            entry["live_mae"] = sum(abs(r.value - r.actual_value) for r in known) / len(known)
+            entry["shadow_mae"] = sum(abs(r.s_value - r.actual_value) for r in known) / len(known)
+        return entry
+    known = [r for r in rows if r.actual_label is not None]
+    entry["with_feedback"] = len(known)
+    if known:
+        entry["live_accuracy"] = sum(r.label == r.actual_label for r in known) / len(known)
+        entry["shadow_accuracy"] = sum(r.s_label == r.actual_label for r in known) / len(known)
+    return entry

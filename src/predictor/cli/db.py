@@ -228,6 +228,29 @@ def stats(
     )
 
 
+@db.command()
+@click.argument("name")
+@database_url_option
+@click.option("--since", help="From this UTC date/time (inclusive, ISO 8601).")
+@click.option("--until", help="Up to this UTC date/time (exclusive, ISO 8601).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def compare(name: str, database_url: str | None, since: str | None, until: str | None, fmt: str) -> None:
+    """Live against shadow answers of model NAME: label agreement, |Δ| of scores, accuracy with feedback."""
+    from predictor_sql import queries
+
+    rows = _run(
+        _resolve(database_url),
+        lambda engine: queries.compare(engine, name, since=_when(since), until=_when(until)),
+    )
+    if not rows and fmt == "table":
+        click.echo(
+            f"no shadow answers recorded for {name!r} (name a challenger: predictor models promote "
+            f"{name} VERSION --alias shadow)"
+        )
+        return
+    _emit(rows, queries.COMPARE_COLUMNS, fmt, title=f"{name}: live vs shadow")
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""

@@ -1,4 +1,7 @@
-"""`GET /models` and `GET /models/{name}[/versions/{version}]`: what each model is and what it accepts."""
+"""`GET /models`, `GET /models/{name}[/versions/{version}]` and `GET /models/{name}/aliases`.
+
+What each model is, what it accepts, which version its name serves and why, and how its aliases moved.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,21 @@ from typing import Any
 import msgspec
 from litestar import Request, get
 
-from predictor_core import ExecutionReport, Label, ModelDescription, Task
-from predictor_litestar.dependencies import Models
+from predictor_core import AliasChange, ExecutionReport, Label, ModelDescription, Task
+from predictor_litestar.dependencies import Lifecycle, Models
 from predictor_litestar.openapi import errors
 from predictor_litestar.routes.predict import model_reference
 
-__all__ = ["HANDLERS", "ExecutionInfo", "ModelInfo", "get_model", "list_models", "model_info"]
+__all__ = [
+    "HANDLERS",
+    "Aliases",
+    "ExecutionInfo",
+    "ModelInfo",
+    "get_aliases",
+    "get_model",
+    "list_models",
+    "model_info",
+]
 
 
 class ExecutionInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,6 +53,8 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     versions: list[str]
     serving: bool
     """Whether this is the version `POST /models/{name}/predict` answers with now."""
+    aliases: list[str]
+    """The aliases naming this version (`production`, `shadow`, ...)."""
     task: Task
     classes: list[Label] | None
     positive_class: Label | None
@@ -66,6 +80,7 @@ def model_info(described: ModelDescription) -> ModelInfo:
         version=manifest.version,
         versions=list(described.versions),
         serving=described.current,
+        aliases=list(described.aliases),
         task=manifest.task,
         classes=list(manifest.classes) if manifest.classes is not None else None,
         positive_class=manifest.positive_class,
@@ -103,4 +118,54 @@ async def get_model(request: Request[Any, Any, Any], models: Models) -> ModelInf
     return model_info(models.describe(name, version))
 
 
-HANDLERS = [list_models, get_model]
+class AliasMove(msgspec.Struct, frozen=True, kw_only=True):
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    changed_at: dt.datetime
+    changed_by: str
+
+    @classmethod
+    def of(cls, change: AliasChange) -> AliasMove:
+        return cls(
+            alias=change.alias,
+            from_version=change.from_version,
+            to_version=change.to_version,
+            changed_at=change.changed_at,
+            changed_by=change.changed_by,
+        )
+
+
+class Aliases(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    serving: str
+    """The version the bare name serves now, in this server process."""
+    because: str
+    """Why: "alias production", "pinned" (this process serves a fixed version) or "newest"."""
+    aliases: dict[str, str]
+    """Alias -> version, shared by every worker and replica."""
+    history: list[AliasMove]
+    """The latest alias changes, newest first (empty when the server records nothing)."""
+
+
+@get(
+    "/models/{name:str}/aliases",
+    summary="A model's aliases, what its name serves and why, and the latest alias changes",
+    tags=["models"],
+    responses=errors(404, 503),
+)
+async def get_aliases(request: Request[Any, Any, Any], models: Models, lifecycle: Lifecycle) -> Aliases:
+    name, _ = model_reference(request)
+    assert name is not None
+    versions = models.versions(name)
+    history = [] if lifecycle is None else await lifecycle.history(name, limit=20)
+    return Aliases(
+        name=name,
+        serving=versions.current.version,
+        because=models.serving(name),
+        aliases=versions.aliases,
+        history=[AliasMove.of(change) for change in history],
+    )
+
+
+HANDLERS = [list_models, get_model, get_aliases]
