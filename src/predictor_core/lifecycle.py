@@ -60,15 +60,20 @@ class ModelLifecycle:
         return change
 
     async def rollback(self, name: str, alias: str = PRODUCTION, *, by: str) -> AliasChange:
-        """Point the alias back at the version it named before its latest change (checked again).
+        """Undo the alias's latest change: back to the version it named before (checked again).
+
+        When the alias was new, it is removed (for `production`: the name serves its newest version again).
 
         Raises:
-            PromotionRefused: the alias has no earlier version to go back to.
+            PromotionRefused: the alias was never moved, or its latest change removed it.
         """
         history = await self._aliases.history(name, alias, limit=1)
-        if not history or history[0].from_version is None:
-            raise PromotionRefused(f"{name} {alias!r} has no earlier version to roll back to")
-        return await self.move(name, alias, history[0].from_version, by=by)
+        if not history or history[0].to_version is None:
+            raise PromotionRefused(f"{name} {alias!r} has no change to roll back")
+        previous = history[0].from_version
+        if previous is None:
+            return await self.remove(name, alias, by=by)
+        return await self.move(name, alias, previous, by=by)
 
     async def history(self, name: str, alias: str | None = None, *, limit: int = 50) -> list[AliasChange]:
         """The latest alias changes of a model, newest first."""

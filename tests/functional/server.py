@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -31,8 +31,20 @@ def plain_url(async_url: str) -> str:
 @contextlib.contextmanager
 def running_server(database_url: str, *args: str, timeout: float = 60.0) -> Iterator[str]:
     """Start `predictor serve` and yield its base URL once /health/live answers; stop it by its pid."""
+    with server_process(database_url, *args, timeout=timeout) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def server_process(
+    database_url: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`running_server` that also yields the process, with `env` added to a clean environment."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREDICTOR_") and k != "DATABASE_URL"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREDICTOR_") and k != "DATABASE_URL"},
+        **(env or {}),
+    }
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (a file, not a pipe: a full pipe blocks the server)
     process = subprocess.Popen(
         [*SERVE, "--port", str(port), "--database-url", database_url, *args],
@@ -54,7 +66,7 @@ def running_server(database_url: str, *args: str, timeout: float = 60.0) -> Iter
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start in time")
             time.sleep(0.2)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         try:

@@ -103,12 +103,15 @@ async def test_a_version_that_does_not_load_is_refused() -> None:
         await life.move("toy", "production", "2", by="alice")
 
 
-async def test_rollback_needs_an_earlier_version() -> None:
-    life, *_ = lifecycle(with_golden("1"))
-    with pytest.raises(PromotionRefused, match="no earlier version"):
+async def test_rolling_back_a_first_promotion_removes_the_alias() -> None:
+    life, registry, _ = lifecycle(with_golden("1"), with_golden("2"))
+    with pytest.raises(PromotionRefused, match="no change to roll back"):
         await life.rollback("toy", by="alice")
     await life.move("toy", "production", "1", by="alice")
-    with pytest.raises(PromotionRefused, match="no earlier version"):
+    change = await life.rollback("toy", by="alice")
+    assert (change.from_version, change.to_version) == ("1", None)
+    assert registry.resolve().version == "2"  # the newest again
+    with pytest.raises(PromotionRefused, match="no change to roll back"):
         await life.rollback("toy", by="alice")
 
 
