@@ -209,7 +209,9 @@ def _predict(
         manifest = wiring.registry.resolve(model, version)  # once: the columns are read for this version
         columns = _columns(frame, manifest.schema)
         try:
-            predictions = _run(wiring, columns, manifest.name, manifest.version, "columns", record)
+            predictions = _run(
+                wiring, columns, manifest.name, manifest.version, "columns", record, shadow=version is None
+            )
         except ValidationFailed as failure:
             raise _by_label(failure, frame.index) from None
         return _to_frame(predictions, frame.index, record=record)
@@ -230,10 +232,19 @@ def _predict(
 
 
 def _run(
-    wiring: Wiring, data: Any, model: str | None, version: str | None, layout: Any, record: bool
+    wiring: Wiring,
+    data: Any,
+    model: str | None,
+    version: str | None,
+    layout: Any,
+    record: bool,
+    *,
+    shadow: bool | None = None,
 ) -> list[Prediction]:
     if record:
-        return _on_loop(wiring.service.predict(data, model=model, version=version, layout=layout))
+        return _on_loop(
+            wiring.service.predict(data, model=model, version=version, layout=layout, shadow=shadow)
+        )
     return wiring.service.predict_unrecorded(data, model=model, version=version, layout=layout)
 
 

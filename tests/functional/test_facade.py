@@ -187,3 +187,37 @@ def test_a_loaded_model_records_when_asked(tmp_path: Path, monkeypatch: pytest.M
 
     assert asyncio.run(stored()) == prediction
     assert predict(first_record("penguins"), model=model).prediction_id is None  # unrecorded: no id
+
+
+def test_one_cached_wiring_shadows_recorded_frames_and_close_releases_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import sqlite3
+
+    import msgspec
+
+    from predictor import facade
+    from predictor_core import ModelManifest
+    from predictor_sql import sqlite_url_for
+
+    newer = tmp_path / "models" / "breast_cancer" / "2.0.0"  # the shipped bundle again, as a newer version
+    shutil.copytree(reference_root() / "breast_cancer" / "1.0.0", newer)
+    manifest = ModelManifest.from_json((newer / "manifest.json").read_bytes())
+    (newer / "manifest.json").write_bytes(msgspec.structs.replace(manifest, version="2.0.0").to_json())
+    monkeypatch.setenv("PREDICTOR_MODEL_DIRS", str(tmp_path / "models"))
+    path = tmp_path / "audit.db"
+    monkeypatch.setenv("DATABASE_URL", sqlite_url_for(path))
+    frame = load_dataset("breast_cancer").frame.iloc[:3]
+    predict(frame, record=True)
+    predict(frame.iloc[:1], record=True)
+    [wiring] = facade._wirings.values()  # one wiring for both calls, started once
+    assert wiring.lifecycle is not None
+    facade._on_loop(wiring.lifecycle.move("breast_cancer", "shadow", "1.0.0", by="test"))
+    predict(frame, record=True)  # a frame for the bare name: its shadow scores it too
+    predict(frame, version="2.0.0", record=True)  # a version named explicitly: not shadowed
+    close()  # drains the shadow scorings in flight, then closes the store
+    assert facade._wirings == {}
+    with sqlite3.connect(path) as db:
+        assert db.execute("select count(*) from shadow_outputs").fetchone() == (3,)
+        assert db.execute("select count(*) from model_inputs").fetchone() == (10,)

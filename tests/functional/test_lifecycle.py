@@ -231,6 +231,17 @@ def test_shadow_answers_are_recorded_beside_live_ones_and_never_returned(
     assert compared()[0]["pairs"] == 12  # a version named explicitly is not shadowed
     assert explicit["model_version"] == "1.0.0"
 
+    # the Open Inference Protocol route alike: a bare name is shadowed, a named version is not
+    inputs = [{"name": k, "datatype": "FP64", "shape": [1], "data": [v]} for k, v in RECORD.items()]
+    v2 = httpx.post(f"{server}/v2/models/{MODEL}/infer", json={"inputs": inputs})
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["model_version"] == "1.0.0"
+    wait_for(lambda: compared()[0]["pairs"] == 13, within=5)
+    v2 = httpx.post(f"{server}/v2/models/{MODEL}/versions/1.0.0/infer", json={"inputs": inputs})
+    assert v2.status_code == 200, v2.text
+    time.sleep(1)
+    assert compared()[0]["pairs"] == 13
+
 
 def test_feedback_joins_the_version_that_made_the_prediction(server: str) -> None:
     cli("models", "promote", MODEL, "1.0.0")

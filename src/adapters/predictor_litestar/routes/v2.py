@@ -147,6 +147,7 @@ async def model_infer(
         version=manifest.version,
         layout="columns",
         request_id=infer_request.id,
+        shadow=version is None,  # a bare name is served by its alias: its shadow scores it too
     )
     return _response(manifest, infer_request, predictions)
 
