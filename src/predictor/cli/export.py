@@ -260,21 +260,17 @@ def card(model: str, version: str | None, out: Path, data_path: Path | None, tar
     """
     from predictor.card import write_card
     from predictor.settings import Settings
-    from predictor.wiring import build_model_source
-    from predictor_core import ModelRegistry, validate_columns
-    from predictor_onnx import is_bundle_path, read_bundle
+    from predictor.wiring import Wiring
+    from predictor_core import validate_columns
+    from predictor_onnx import is_bundle_path
     from predictor_onnx.infer_schema import column_values
-    from predictor_onnx.runtime import OnnxRuntime
 
     if (data_path is None) != (target is None):
         raise click.UsageError("--data and --target go together")
-    if is_bundle_path(model):
-        path = Path(model)
-    else:
-        bundles = build_model_source(Settings.load(record=False))
-        found = ModelRegistry(bundles, default_model=model).resolve(model, version)
-        path = bundles.locate(found.name, found.version)
-    manifest, onnx_bytes = read_bundle(path)
+    # a bundle directory is the default model of its own settings, pinned to its version
+    named = None if is_bundle_path(model) else model
+    registry = Wiring(Settings.load(record=False, **({} if named else {"model": model}))).registry
+    manifest = registry.resolve(named, version)
     y_true = outputs = None
     source = ""
     if data_path is not None:
@@ -283,7 +279,7 @@ def card(model: str, version: str | None, out: Path, data_path: Path | None, tar
         if missing:
             raise click.ClickException(f"{data_path.name} lacks the model's features {', '.join(missing)}")
         batch = validate_columns(manifest.schema, {n: column_values(X[n]) for n in manifest.schema.names})
-        outputs = OnnxRuntime(manifest, onnx_bytes).infer(batch)
+        outputs = registry.runtime(manifest.name, manifest.version).infer(batch)
         y_true = y.tolist()
         source = f"{len(y_true)} rows of {data_path.name}"
     written = write_card(manifest, out, y_true=y_true, outputs=outputs, data_source=source)
