@@ -15,7 +15,6 @@ the names `before_*`, for a before/after ratio. Usage: python benchmarks/bench_h
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import socket
@@ -108,16 +107,24 @@ def wrk(url: str, body: Path, connections: int, seconds: int, lua: Path) -> dict
     return json.loads(line.removeprefix("RESULT "))
 
 
-@contextlib.contextmanager
-def bench_database() -> Iterator[str]:
-    """A fresh migrated PostgreSQL database for the run, dropped afterwards."""
-    from predictor_sql import upgrade
+def checkout_env(checkout: str | None) -> dict[str, str] | None:
+    """The environment that imports the project from another checkout (None: this one)."""
+    if checkout is None:
+        return None
+    src = Path(checkout, "src")
+    return {"PYTHONPATH": f"{src}{os.pathsep}{src / 'adapters'}"}
 
+
+@contextlib.contextmanager
+def bench_database(checkout: str | None) -> Iterator[str]:
+    """A fresh PostgreSQL database migrated by `checkout`'s own migrations, dropped afterwards."""
     name = f"predictor_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = PG.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
-    upgrade(url)
+    upgrade = "import sys; from predictor_sql import upgrade; upgrade(sys.argv[1])"
+    env = {**os.environ, **(checkout_env(checkout) or {})}
+    subprocess.run([PYTHON, "-c", upgrade, url], env=env, check=True, capture_output=True)
     try:
         yield url
     finally:
@@ -154,26 +161,25 @@ def main() -> None:
         results[name] = {c: wrk(base + "/predict", body_file, c, seconds, lua) for c in CONCURRENCY}
         print(name, results[name], flush=True)
 
-    with bench_database() as database:
-        configs = [
-            ("ours_record_inline", database, "on", "inline"),
-            ("ours_record_thread", database, "on", "thread"),
-            ("ours_norecord_inline", "", "off", "inline"),
-            ("ours_norecord_thread", "", "off", "thread"),
-        ]
-        checkouts = [("ours", None)] + ([("before", BEFORE)] if BEFORE else [])
-        record = None
-        for (label, checkout), (name, url, recording, offload) in itertools.product(checkouts, configs):
-            name = name.replace("ours", label)
-            src = Path(checkout or ".", "src")
-            env = {"PYTHONPATH": f"{src}{os.pathsep}{src / 'adapters'}"} if checkout else None
-            port = free_port()
-            with server([PYTHON, "-c", OURS, str(port), url, recording, offload], port, env) as base:
-                if record is None:
-                    spec = httpx.get(base + "/docs/openapi.json").json()
-                    examples = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-                    record = next(iter(examples["examples"].values()))["value"]["features"]
-                measure(name, base, {"features": record})
+    checkouts = [("ours", None)] + ([("before", BEFORE)] if BEFORE else [])
+    record = None
+    for label, checkout in checkouts:
+        with bench_database(checkout) as database:
+            configs = [
+                ("record_inline", database, "on", "inline"),
+                ("record_thread", database, "on", "thread"),
+                ("norecord_inline", "", "off", "inline"),
+                ("norecord_thread", "", "off", "thread"),
+            ]
+            for name, url, recording, offload in configs:
+                port = free_port()
+                command = [PYTHON, "-c", OURS, str(port), url, recording, offload]
+                with server(command, port, checkout_env(checkout)) as base:
+                    if record is None:
+                        spec = httpx.get(base + "/docs/openapi.json").json()
+                        body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+                        record = next(iter(body["examples"].values()))["value"]["features"]
+                    measure(f"{label}_{name}", base, {"features": record})
     if (SEED_VENV / "bin/python").exists():
         seed_model(work)
         port = free_port()

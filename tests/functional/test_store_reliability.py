@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from predictor_core import ConfigurationError, PredictionService, StoreUnavailable, Task
+from predictor_core import ConfigurationError, PredictionService, StoreRejected, StoreUnavailable, Task
 from predictor_sql import SqlPredictionStore, is_unavailable
+from predictor_sql.errors import translate_db_errors
 from predictor_sql.tables import model_inputs, model_outputs
 from tests.fakes import fake_service, toy_manifest
 from tests.functional.conftest import ThrowawayCluster, create_database, temporary_database
@@ -180,3 +181,22 @@ def test_outages_in_every_form_are_recognised(exc: BaseException) -> None:
 def test_bugs_are_not_outages() -> None:
     assert not is_unavailable(sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
     assert not is_unavailable(ValueError("model not registered"))
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        sa_exc.DataError("INSERT", {}, Exception("value too long for type character varying(128)")),
+        sa_exc.StatementError("cannot encode", "INSERT", {}, TypeError("not a UUID")),
+    ],
+    ids=["driver", "statement"],
+)
+def test_what_the_database_refuses_crosses_the_port_as_store_rejected(exc: Exception) -> None:
+    with (
+        pytest.raises(StoreRejected, match="refused to record predictions") as caught,
+        translate_db_errors("record predictions"),
+    ):
+        raise exc
+    assert caught.value.__cause__ is exc
+    with pytest.raises(KeyError), translate_db_errors("record predictions"):  # not the database's
+        raise KeyError("a bug")

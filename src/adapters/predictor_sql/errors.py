@@ -82,6 +82,6 @@ def translate_db_errors(action: str) -> Iterator[None]:
             ) from exc
         if isinstance(exc, sa_exc.IntegrityError) and _is_unique_violation(exc):
             raise DuplicatePrediction(f"cannot {action}: a prediction id is recorded already") from exc
-        if isinstance(exc, sa_exc.DBAPIError):
+        if isinstance(exc, sa_exc.SQLAlchemyError):  # the driver's refusals, and values it cannot send
             raise StoreRejected(f"the database refused to {action}: {_reason(exc)}") from exc
-        raise
+        raise  # not the database's: a bug here, which stays what it is
