@@ -6,8 +6,9 @@ accepts) and loads an inference session only when a version must predict or say 
 are cached by `ModelIdentity` (name, version and ONNX hash), so a name and its explicit version share
 one session. "Newest" is decided here, by version order, and nowhere else.
 
-The seams later work uses: `point` changes what a bare name serves (aliases, rollback), `evict` drops a
-loaded session (memory bounds), `refresh` re-reads the source (a new bundle). A request that already
+The seams: `pin` fixes what a bare name serves in this process, `apply_aliases` takes the alias store's
+map (a bare name serves its `production` alias, else its newest version), `evict` and `evict_idle` drop
+loaded sessions (memory bounds), `refresh` re-reads the source (a new bundle). A request that already
 holds a runtime finishes on it whatever the registry does meanwhile.
 """
 
