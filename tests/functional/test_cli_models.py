@@ -112,3 +112,19 @@ def test_train_needs_names_or_all() -> None:
     assert "name the models to train, or pass --all" in result.output
     result = CliRunner().invoke(main, ["train", "iris"])
     assert "no reference model iris" in result.output
+
+
+def test_an_alias_move_by_a_user_without_a_name_is_recorded_by_uid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+    import os
+
+    def nameless() -> str:
+        raise KeyError(f"getpwuid(): uid not found: {os.getuid()}")
+
+    monkeypatch.setattr(getpass, "getuser", nameless)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    moved = CliRunner().invoke(main, ["models", "promote", "penguins", "1.0.0", "--alias", "candidate"])
+    assert moved.exit_code == 0, moved.output
+    assert f"penguins candidate: (none) -> 1.0.0 (by os:uid={os.getuid()})" in moved.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from predictor.cli.common import domain_errors
-from predictor_core import PRODUCTION, AliasChange, ConfigurationError, PredictorError
+from predictor_core import PRODUCTION, AliasChange, PredictorError
 
 if TYPE_CHECKING:
     from predictor.wiring import Wiring
@@ -47,8 +48,9 @@ def _with_lifecycle(work: Callable[[ModelLifecycle], Awaitable[T]]) -> T:
 
 
 def _said(change: AliasChange) -> str:
-    before = change.from_version or "(none: newest)"
-    after = change.to_version or "(none: newest)"
+    unset = "(none: newest)" if change.alias == PRODUCTION else "(none)"  # only production falls back
+    before = change.from_version or unset
+    after = change.to_version or unset
     return f"{change.name} {change.alias}: {before} -> {after} (by {change.changed_by})"
 
 
@@ -183,10 +185,11 @@ def history(name: str, alias: str | None, limit: int) -> None:
 
 
 def _user() -> str:
+    """Who moves an alias, for its history: the OS user, or the uid where it has no name."""
     try:
         return f"os:{getpass.getuser()}"
-    except (KeyError, OSError) as exc:  # no user name for this uid (a bare container)
-        raise ConfigurationError(f"cannot tell who you are to record the change: {exc}") from exc
+    except (KeyError, OSError):  # an arbitrary uid with no passwd entry (OpenShift, `podman run --user`)
+        return f"os:uid={os.getuid()}"
 
 
 commands: list[click.Command] = [models]

@@ -28,7 +28,7 @@ __all__ = ["commands", "serve"]
 @click.option(
     "--model",
     default=None,
-    help="Default model: a bundle name or a bundle directory [default: breast_cancer].",
+    help="Default model: a name, NAME@VERSION (pinned) or a bundle directory [default: breast_cancer].",
 )
 @click.option(
     "--database-url",
