@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_wheel_installs_flat_packages_with_bundles_and_migrations(tmp_path):
+def test_wheel_installs_flat_packages_with_bundles_migrations_and_docs_assets(tmp_path):
     # hatchling's own PEP 517 hook, run from the project root: no pip (uv venvs have none), no network
     build = f"import hatchling.build as b; print(b.build_wheel({str(tmp_path)!r}))"
     subprocess.run([sys.executable, "-c", build], cwd=ROOT, check=True, capture_output=True)
@@ -24,6 +24,18 @@ def test_wheel_installs_flat_packages_with_bundles_and_migrations(tmp_path):
         )
     assert "predictor_sql/migrations/script.py.mako" in names
     assert any(n.startswith("predictor_sql/migrations/versions/") for n in names)
+    # the docs pages' assets, so that /docs and /docs/redoc work offline (see docs_assets/README.md)
+    assets = "predictor_litestar/docs_assets"
+    assert {
+        f"{assets}/README.md",
+        f"{assets}/swagger-ui/swagger-ui-bundle.js",
+        f"{assets}/swagger-ui/swagger-ui-standalone-preset.js",
+        f"{assets}/swagger-ui/swagger-ui.css",
+        f"{assets}/swagger-ui/favicon-32x32.png",
+        f"{assets}/swagger-ui/LICENSE",
+        f"{assets}/redoc/redoc.standalone.js",
+        f"{assets}/redoc/LICENSE",
+    } <= set(names)
 
 
 def test_serving_needs_neither_pandas_nor_scikit_learn():

@@ -250,6 +250,7 @@ async def test_models_describe_schema_metrics_and_provider(client) -> None:
     assert toy["metrics"] == {"accuracy": 0.9}
     assert toy["features"]["properties"]["x"]["x-unit"] == "mm"
     assert toy["features"]["x-rules"][0]["name"] == "y_ge_x"
+    assert toy["example"] == GOOD
     assert toy["execution"]["providers"] == ["FakeExecutionProvider"]
     assert (await client.get("/models/nope")).status_code == 404
     assert (await client.get("/models/toy/versions/2")).status_code == 404

@@ -1,6 +1,7 @@
 """The Litestar application: the routers, the problem-details table, limits and OpenAPI, around the use cases.
 
-Docs: Swagger UI at `/docs`, ReDoc at `/docs/redoc`, the OpenAPI 3.1 spec at `/docs/openapi.json`.
+Docs: Swagger UI at `/docs`, ReDoc at `/docs/redoc`, the OpenAPI 3.1 spec at `/docs/openapi.json`, all
+working offline (see `predictor_litestar.docs`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from predictor_core import ModelLifecycle, ModelRegistry, PredictionService
 from predictor_litestar.dependencies import dependencies
+from predictor_litestar.docs import assets_router, openapi_config
 from predictor_litestar.openapi import document_bodies
 from predictor_litestar.options import ApiOptions
 from predictor_litestar.problems import exception_handlers
@@ -37,26 +37,21 @@ def create_app(
 
     Args:
         service: predict, look up, feedback, readiness; already wired to its store.
-        models: the model registry (catalogue, descriptions); its default model documents the examples.
+        models: the model registry (catalogue, descriptions); the models it serves when the app is built
+            document the examples.
         options: limits and facts for the HTTP layer.
         lifecycle: model aliases and their history; None when nothing is recorded.
         lifespan: context managers run around the server's life (e.g. the wiring that opens the store).
     """
     options = options or ApiOptions()
     app = Litestar(
-        route_handlers=ROUTERS,
+        route_handlers=[*ROUTERS, assets_router()],
         dependencies=dependencies(service, models, options, lifecycle),
         exception_handlers=exception_handlers,
         request_max_body_size=options.max_body_bytes,
         lifespan=list(lifespan),
         debug=False,
-        openapi_config=OpenAPIConfig(
-            title=options.title,
-            version=options.version,
-            description="Predictions from tabular models served through ONNX, every one recorded.",
-            path="/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/"), RedocRenderPlugin(path="/redoc")],
-        ),
+        openapi_config=openapi_config(options),
     )
-    document_bodies(app, models.resolve(), options)
+    document_bodies(app, models.resolve(), models.catalogue(), options)
     return app

@@ -2,24 +2,41 @@
 
 Handlers read their body with `bodies.read_json` (strict), so Litestar sees no `data` parameter. Each one
 names its body in `opt["body"]`, and `document_bodies` declares it in the app's generated document, with
-examples built from the served model's schema so that "Try it out" works as it stands.
+examples built from the served models' bundles so that "Try it out" works as it stands, for every model.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+import msgspec
+import numpy as np
 from litestar import Litestar
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example, OpenAPIMediaType, RequestBody
+from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody
 from litestar.routes import HTTPRoute
 
-from predictor_core import FeatureSchema, ModelManifest
+from predictor_core import (
+    ClassifierOutputs,
+    FeatureSchema,
+    ModelManifest,
+    ModelVersions,
+    RegressorOutputs,
+    TaskOutputs,
+    build_predictions,
+)
+from predictor_litestar.bodies import prediction_body
 from predictor_litestar.options import ApiOptions
 from predictor_litestar.problems import BODY, PROBLEM_JSON, ProblemBody
 from predictor_litestar.tensors import infer_example
 
-__all__ = ["document_bodies", "errors"]
+__all__ = ["MAX_EXAMPLES", "LiteralExample", "document_bodies", "errors"]
+
+MAX_EXAMPLES = 50
+"""Most named examples on one route (one per model, or per model version): the page embeds them all."""
 
 _WHY = {
     400: "Malformed JSON, or a body of the wrong shape",
@@ -30,6 +47,56 @@ _WHY = {
     422: "Invalid values: `errors` lists each with its location in the body",
     503: "Database or model unavailable; retry after `Retry-After` seconds",
 }
+_EXAMPLES: dict[int, dict[str, Any]] = {
+    400: {"title": "Bad request", "status": 400, "detail": "malformed JSON: Input data was truncated"},
+    404: {
+        "title": "Not found",
+        "status": 404,
+        "detail": "no model 'penguin'; available: breast_cancer, diabetes, penguins",
+    },
+    409: {
+        "title": "Conflict",
+        "status": 409,
+        "detail": "model penguins 1.0.0 is recorded with ONNX hash 3f2a9c81d0b4…, not 9be1c07e55a2…: "
+        "give a changed model a new version",
+    },
+    413: {
+        "title": "Request too large",
+        "status": 413,
+        "detail": "1001 records in the batch; at most 1000 are accepted",
+    },
+    415: {
+        "title": "Unsupported media type",
+        "status": 415,
+        "detail": "expected Content-Type application/json, got 'text/plain'",
+    },
+    422: {
+        "title": "Invalid features",
+        "status": 422,
+        "detail": "2 invalid values; see errors",
+        "errors": [
+            {
+                "loc": ["features", "bill_length_mm"],
+                "code": "out_of_range",
+                "msg": "bill_length_mm is -3 mm, expected 25 ≤ x ≤ 70",
+                "value": -3,
+            },
+            {
+                "loc": ["features", "island"],
+                "code": "unknown_category",
+                "msg": "island is 'Atlantis', expected one of 'Biscoe', 'Dream', 'Torgersen'",
+                "value": "Atlantis",
+            },
+        ],
+    },
+    503: {
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": "the prediction database is unavailable, cannot record predictions (connection refused); "
+        "retry later",
+    },
+}
+"""A problem as the server words it, per status (the 413 and 422 ones from the predict routes)."""
 _ANY_RECORD: dict[str, Any] = {
     "type": "object",
     "description": "feature name -> value, as described by GET /models/{name}",
@@ -55,15 +122,21 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
             generate_examples=False,
             description=_WHY[status],
             media_type=PROBLEM_JSON,
+            examples=[Example(summary=_EXAMPLES[status]["title"], value=_EXAMPLES[status])],
         )
         for status in statuses
     }
 
 
-def document_bodies(app: Litestar, default: ModelManifest, options: ApiOptions) -> None:
-    """Declare the request body of every handler that names one, in the app's OpenAPI document.
+def document_bodies(
+    app: Litestar, default: ModelManifest, served: Sequence[ModelVersions], options: ApiOptions
+) -> None:
+    """Declare the request body of every handler that names one, with examples, in the app's OpenAPI document.
 
-    Paths without a model name document the default model's record schema; the others a generic record.
+    A path without a model name documents the default model: its record schema, its example. A path with
+    `{name}` is shared by every model, so it offers one named example per served model, keyed by the name
+    to put in the path (and by name and version where the path has `{version}`): "Try it out" has a valid
+    body for each. Prediction answers get the matching examples, taken from each bundle's golden set.
     """
     paths = app.openapi_schema.paths or {}
     for route in app.routes:
@@ -72,41 +145,169 @@ def document_bodies(app: Litestar, default: ModelManifest, options: ApiOptions) 
         for method, (handler, _) in route.route_handler_map.items():
             body = handler.opt.get(BODY)
             operation = getattr(paths[route.path_format], method.lower(), None)
-            if body is not None and operation is not None:
-                named = "{name}" in route.path_format
-                operation.request_body = _BODIES[body](default, options, named)
+            if body is None or operation is None:
+                continue
+            targets = _targets(route.path_format, body, default, served)
+            operation.request_body = _BODIES[body](targets, default, options, "{name}" in route.path_format)
+            answers = {key: _ANSWERS[body](target.manifest) for key, target in targets.items()}
+            _document_answers(operation, answers)
 
 
-def _features(default: ModelManifest, _: ApiOptions, named: bool) -> RequestBody:
-    example = default.schema.example()
-    if named:
-        return _json(_wrap("features", _ANY_RECORD), {default.name: {"features": example}}, "One record.")
-    return _json(
-        _wrap("features", _record(default.schema)), {"default model": {"features": example}}, "One record."
-    )
+@dataclass
+class LiteralExample(Example):
+    """An example whose value is written as given, nulls included.
+
+    Litestar leaves out every None in a dict, but a null feature value means something: a missing value,
+    which a nullable feature accepts. Without it the record would lack the feature and be refused.
+    """
+
+    def to_schema(self) -> dict[str, Any]:
+        schema = super().to_schema()
+        if self.value is not None:
+            schema["value"] = self.value
+        return schema
 
 
-def _records(default: ModelManifest, options: ApiOptions, named: bool) -> RequestBody:
-    example = default.schema.example()
+class _Target(NamedTuple):
+    """One example of a route: the model version it is valid for, and how the examples menu shows it."""
+
+    manifest: ModelManifest
+    summary: str
+    description: str
+
+    def example(self, value: Any) -> Example:
+        return LiteralExample(summary=self.summary, description=self.description, value=value)
+
+
+def _targets(
+    path: str, body: str, default: ModelManifest, served: Sequence[ModelVersions]
+) -> dict[str, _Target]:
+    """The model versions a route's examples are for, keyed as Swagger UI lists them, the default first."""
+    if "{name}" not in path and body != "actual":
+        said = f"For the default model, {default.name} {default.version}."
+        return {"default model": _Target(default, f"{default.name} (the default model)", said)}
+    ordered = sorted(served, key=lambda entry: (entry.name != default.name, entry.name))
+    if "{version}" in path:
+        versions = [m for entry in ordered for m in reversed(entry.versions)][:MAX_EXAMPLES]
+        said = "For {0} {1}: put `{0}` and `{1}` in the path."
+        return {
+            f"{m.name} {m.version}": _Target(m, f"{m.name} {m.version}", said.format(m.name, m.version))
+            for m in versions
+        }
+    said = "For a prediction of {0} {1}." if body == "actual" else "For {0} {1}: put `{0}` in the path."
+    return {
+        e.name: _Target(e.current, e.name, said.format(e.name, e.current.version))
+        for e in ordered[:MAX_EXAMPLES]
+    }
+
+
+def _features(targets: dict[str, _Target], default: ModelManifest, _: ApiOptions, named: bool) -> RequestBody:
+    record = _ANY_RECORD if named else _record(default.schema)
+    examples = {key: t.example({"features": t.manifest.schema.example()}) for key, t in targets.items()}
+    return _json(_wrap("features", record), examples, "One record.")
+
+
+def _records(
+    targets: dict[str, _Target], default: ModelManifest, options: ApiOptions, named: bool
+) -> RequestBody:
     record = _ANY_RECORD if named else _record(default.schema)
     items = {"type": "array", "items": record, "minItems": 1, "maxItems": options.max_batch}
-    name = default.name if named else "two records"
+    examples = {key: t.example({"records": _two_records(t.manifest)}) for key, t in targets.items()}
     described = f"Up to {options.max_batch} records, answered in order; all or nothing."
-    return _json(_wrap("records", items), {name: {"records": [example, example]}}, described)
+    return _json(_wrap("records", items), examples, described)
 
 
-def _actual(default: ModelManifest, _: ApiOptions, __: bool) -> RequestBody:
-    example = default.classes[0] if default.classes else 1.0
-    return _json(_ACTUAL, {default.name: {"actual": example}}, "The ground truth observed later.")
+def _actual(targets: dict[str, _Target], _: ModelManifest, __: ApiOptions, ___: bool) -> RequestBody:
+    examples = {key: t.example({"actual": _truth(t.manifest)}) for key, t in targets.items()}
+    return _json(_ACTUAL, examples, "The ground truth observed later.")
 
 
-def _inputs(default: ModelManifest, _: ApiOptions, __: bool) -> RequestBody:
+def _inputs(targets: dict[str, _Target], _: ModelManifest, __: ApiOptions, ___: bool) -> RequestBody:
     schema = {"type": "object", "required": ["inputs"], "properties": {"inputs": {"type": "array"}}}
     described = "An OIP inference request (JSON form; the binary tensor extension is accepted too)."
-    return _json(schema, {default.name: infer_example(default.schema)}, described)
+    examples = {key: t.example(infer_example(t.manifest.schema)) for key, t in targets.items()}
+    return _json(schema, examples, described)
 
 
 _BODIES = {"features": _features, "records": _records, "actual": _actual, "inputs": _inputs}
+
+
+def _two_records(manifest: ModelManifest) -> list[dict[str, Any]]:
+    """Two real records when the bundle declares them, else its one example twice."""
+    examples = manifest.schema.examples
+    if len(examples) >= 2:
+        return [dict(examples[0]), dict(examples[1])]
+    example = manifest.schema.example()
+    return [example, dict(example)]
+
+
+def _truth(manifest: ModelManifest) -> Any:
+    """A ground truth the model accepts: one of its classes, or a number for regression."""
+    return manifest.classes[0] if manifest.classes else 1.0
+
+
+def _answer(manifest: ModelManifest) -> Example | None:
+    """`POST .../predict`: what the version answered for its example (from its golden set)."""
+    return _golden_answer(manifest, [manifest.schema.example()], lambda answers: answers[0])
+
+
+def _batch_answer(manifest: ModelManifest) -> Example | None:
+    """`POST .../predict/batch`: what the version answered for the batch example (from its golden set)."""
+    return _golden_answer(manifest, _two_records(manifest), lambda answers: {"predictions": answers})
+
+
+def _golden_answer(
+    manifest: ModelManifest, records: list[dict[str, Any]], shape: Callable[[list[Any]], Any]
+) -> Example | None:
+    """The answer bodies the bundle's golden set holds for `records`; None without a golden set.
+
+    Records the golden set does not hold get the answers of other golden records, as the description says.
+    """
+    golden = manifest.golden
+    if golden is None or not golden.records:
+        return None
+    found = [golden.records.index(r) if r in golden.records else None for r in records]
+    rows = [i if i is not None else n % len(golden.records) for n, i in enumerate(found)]
+    outputs: TaskOutputs
+    if golden.values is not None:
+        outputs = RegressorOutputs(values=np.array([golden.values[i] for i in rows], dtype=float))
+    elif golden.labels is not None and golden.probabilities is not None:
+        outputs = ClassifierOutputs(
+            labels=np.array([golden.labels[i] for i in rows], dtype=object),
+            probabilities=np.array([golden.probabilities[i] for i in rows], dtype=float),
+        )
+    else:
+        return None
+    predictions = build_predictions(manifest, outputs, _EXAMPLE_IDS[: len(rows)])
+    value = shape([msgspec.to_builtins(prediction_body(p)) for p in predictions])
+    summary = f"{manifest.name} {manifest.version}"
+    if None in found:
+        return LiteralExample(
+            summary=summary, description="Answered for records of its golden set.", value=value
+        )
+    return LiteralExample(summary=summary, description="Answered for the request example.", value=value)
+
+
+_ANSWERS: dict[str, Callable[[ModelManifest], Example | None]] = {
+    "features": _answer,
+    "records": _batch_answer,
+    "actual": lambda _: None,
+    "inputs": lambda _: None,
+}
+_EXAMPLE_IDS = [
+    uuid.UUID("019ab2c4-5e6f-7a81-9b2c-3d4e5f607182"),
+    uuid.UUID("019ab2c4-5e6f-7a81-9b2c-3d4e5f607183"),
+]
+
+
+def _document_answers(operation: Operation, answers: dict[str, Example | None]) -> None:
+    """Add the answer examples to the operation's 200 JSON response, leaving out those that are None."""
+    shown = {key: answer for key, answer in answers.items() if answer is not None}
+    response = (operation.responses or {}).get("200")
+    content = getattr(response, "content", None) or {}
+    media = content.get("application/json")
+    if shown and media is not None:
+        media.examples = shown
 
 
 def _record(schema: FeatureSchema) -> dict[str, Any]:
@@ -117,7 +318,7 @@ def _wrap(key: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": {key: schema}, "required": [key], "additionalProperties": False}
 
 
-def _json(schema: dict[str, Any], examples: dict[str, Any], description: str) -> RequestBody:
+def _json(schema: dict[str, Any], examples: dict[str, Example], description: str) -> RequestBody:
     """A required JSON body; `schema` is plain JSON Schema 2020-12, which Litestar serialises as given."""
     return RequestBody(
         required=True,
@@ -125,7 +326,7 @@ def _json(schema: dict[str, Any], examples: dict[str, Any], description: str) ->
         content={
             "application/json": OpenAPIMediaType(
                 schema=schema,  # type: ignore[arg-type]
-                examples={name: Example(summary=name, value=value) for name, value in examples.items()},
+                examples={**examples},
             )
         },
     )

@@ -1,6 +1,7 @@
 """`GET /models`, `GET /models/{name}[/versions/{version}]` and `GET /models/{name}/aliases`.
 
-What each model is, what it accepts, which version its name serves and why, and how its aliases moved.
+What each model is, what it accepts (with a valid example record), which version its name serves and why,
+and how its aliases moved.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     """Held-out metrics measured when the model was exported."""
     features: dict[str, Any]
     """JSON Schema of one record: types, units, bounds, categories, and rules under `x-rules`."""
+    example: dict[str, Any]
+    """A valid record from the bundle: send `{"features": example}` to this version's predict route."""
     sha256: str
     created_at: dt.datetime
     loaded: bool
@@ -88,6 +91,7 @@ def model_info(described: ModelDescription) -> ModelInfo:
         description=manifest.description,
         metrics=dict(manifest.metrics),
         features=manifest.schema.json_schema(),
+        example=manifest.schema.example(),
         sha256=manifest.sha256,
         created_at=manifest.created_at,
         loaded=described.execution is not None,
