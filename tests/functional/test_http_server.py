@@ -121,9 +121,12 @@ def test_not_found(http: httpx.Client) -> None:
 def test_models_and_health(http: httpx.Client) -> None:
     names = [m["name"] for m in http.get("/models").json()]
     assert {"breast_cancer", "penguins", "diabetes"} <= set(names)
-    bc = http.get("/models/breast_cancer").json()
+    bc = http.get("/models/breast_cancer").json()  # the default model: loaded at start-up
     assert bc["execution"]["providers"][0] == "CPUExecutionProvider"
     assert len(bc["features"]["properties"]) == 30
+    assert http.get("/v2/models/diabetes/ready").status_code == 200  # loads it
+    diabetes = http.get("/models/diabetes").json()
+    assert (diabetes["loaded"], diabetes["execution"]["providers"]) == (True, ["CPUExecutionProvider"])
     assert http.get("/health/ready").status_code == 200
     health = http.get("/health").json()
     assert health["status"] == "ok"

@@ -251,6 +251,10 @@ async def test_models_describe_schema_metrics_and_provider(client) -> None:
     assert toy["features"]["properties"]["x"]["x-unit"] == "mm"
     assert toy["features"]["x-rules"][0]["name"] == "y_ge_x"
     assert toy["example"] == GOOD
+    multi = (await client.get("/models/multi")).json()
+    assert (multi["loaded"], multi["execution"]) == (False, None)  # describing loads nothing
+    assert (await client.get("/v2/models/toy/ready")).status_code == 200
+    toy = (await client.get("/models/toy")).json()
     assert toy["execution"]["providers"] == ["FakeExecutionProvider"]
     assert (await client.get("/models/nope")).status_code == 404
     assert (await client.get("/models/toy/versions/2")).status_code == 404

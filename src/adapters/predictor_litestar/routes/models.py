@@ -112,14 +112,15 @@ async def list_models(models: Models) -> list[ModelInfo]:
 
 @get(
     ["/models/{name:str}", "/models/{name:str}/versions/{version:str}"],
-    summary="One model, or one of its versions: task, classes, metrics, schema, where it runs",
-    description="Loads the version if needed, to say where it runs (or why it cannot).",
+    summary="One model, or one of its versions: task, classes, metrics, schema, where it runs when loaded",
+    description="Nothing is loaded to answer: `execution` is shown once the version is loaded (by a "
+    "prediction, or `GET /v2/models/{name}/ready`, which loads it or says why it cannot).",
     tags=["models"],
     responses=errors(404),
 )
 async def get_model(request: Request[Any, Any, Any], models: Models) -> ModelInfo:
     name, version = model_reference(request)
-    return model_info(models.describe(name, version))
+    return model_info(models.describe(name, version, load=False))
 
 
 class AliasMove(msgspec.Struct, frozen=True, kw_only=True):
