@@ -58,14 +58,15 @@ began=$(date +%s.%N)
 step "pip install .[cpu,train]" venv/bin/pip install -q "$repo[cpu,train]"
 step "predictor export" sh -c 'venv/bin/predictor export model.joblib --data train.csv --target churned \
   --name churn --version 1.0.0 --test-data test.csv > export.txt 2>&1'
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 serve_ready() {
-  venv/bin/predictor serve --model models/churn/1.0.0 --port 8765 > serve.txt 2>&1 &
+  venv/bin/predictor serve --model models/churn/1.0.0 --port "$port" > serve.txt 2>&1 &
   server=$!
-  until curl -sf localhost:8765/health/ready > /dev/null; do sleep 0.1; done
+  until curl -sf "localhost:$port/health/ready" > /dev/null; do sleep 0.1; done
 }
 step "predictor serve until ready" serve_ready
 # the export's report ends with a curl line holding a real record of the user's data
-line=$(grep -E "^try: curl " export.txt | tail -1 | sed -e 's/^try: //' -e 's/localhost:8000/localhost:8765/')
+line=$(grep -E "^try: curl " export.txt | tail -1 | sed -e 's/^try: //' -e "s/localhost:8000/localhost:$port/")
 step "first prediction (curl)" sh -c "$line > answer.json"
 printf '%-32s %6.1f s\n' "total" "$(echo "$(date +%s.%N) - $began" | bc)"
 echo "answer: $(cat answer.json)"
