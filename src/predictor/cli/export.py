@@ -269,7 +269,8 @@ def card(model: str, version: str | None, out: Path, data_path: Path | None, tar
         raise click.UsageError("--data and --target go together")
     # a bundle directory is the default model of its own settings, pinned to its version
     named = None if is_bundle_path(model) else model
-    registry = Wiring(Settings.load(record=False, **({} if named else {"model": model}))).registry
+    settings = Settings.load(record=False) if named else Settings.load(record=False, model=model)
+    registry = Wiring(settings).registry
     manifest = registry.resolve(named, version)
     y_true = outputs = None
     source = ""
