@@ -63,7 +63,7 @@ settings = Settings.load(database_url=sys.argv[2] or None, record=sys.argv[3] ==
                          offload=sys.argv[4] == "thread")
 app = functools.partial(create_app, settings)
 uvicorn.run(app, factory=True, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
-            access_log=False, log_level="warning", lifespan="on")
+            access_log=False, log_level="warning", lifespan="on", server_header=False)
 """
 
 

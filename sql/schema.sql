@@ -1,6 +1,6 @@
 -- predictor-core audit trail: the schema as plain PostgreSQL (15+) DDL, for a DBA.
 --
--- The same schema as the Alembic migrations shipped in predictor_sql (revision 0001); a test proves that
+-- The same schema as the Alembic migrations shipped in predictor_sql (revision 0003); a test proves that
 -- both give the same tables, columns, constraints and indexes. Apply it in one transaction:
 --     psql -v ON_ERROR_STOP=1 -1 -f sql/schema.sql "$DATABASE_URL"
 -- then sql/roles.sql. The last statement records the revision, so `predictor db upgrade` continues from here.
@@ -27,22 +27,55 @@ COMMENT ON TABLE model_versions IS 'Every model version that ever answered, with
 COMMENT ON COLUMN model_versions.sha256 IS 'SHA-256 of the ONNX file';
 COMMENT ON COLUMN model_versions.manifest IS 'the bundle''s manifest.json';
 
+-- API keys (migration 0003): only the SHA-256 of each secret; never deleted (the audit trail names them),
+-- revoked by setting revoked_at once (`predictor keys revoke`).
+CREATE TABLE api_keys (
+    id             varchar(32) NOT NULL,
+    name           varchar(100) NOT NULL,
+    secret_sha256  varchar(64) NOT NULL,
+    scopes         varchar(100) NOT NULL,
+    rate           integer,
+    rate_window_s  integer,
+    burst          integer,
+    created_at     timestamptz NOT NULL,
+    revoked_at     timestamptz,
+    CONSTRAINT pk_api_keys PRIMARY KEY (id),
+    CONSTRAINT uq_api_keys_name UNIQUE (name),
+    CONSTRAINT ck_api_keys_secret_sha256 CHECK (length(secret_sha256) = 64),
+    CONSTRAINT ck_api_keys_scopes CHECK (scopes <> ''),
+    CONSTRAINT ck_api_keys_rate CHECK (
+        (rate IS NULL AND rate_window_s IS NULL AND burst IS NULL)
+        OR (rate >= 1 AND rate_window_s >= 1 AND burst >= 1)
+    )
+);
+COMMENT ON TABLE api_keys IS 'API keys: who may call the HTTP API, with which scopes and rate limit. Never deleted.';
+COMMENT ON COLUMN api_keys.id IS 'public: the <id> of pk_<id>_<secret>';
+COMMENT ON COLUMN api_keys.secret_sha256 IS 'SHA-256 of the secret, never the secret';
+COMMENT ON COLUMN api_keys.scopes IS 'comma-separated: predict, read, feedback, admin';
+COMMENT ON COLUMN api_keys.rate IS 'requests per rate_window_s; NULL: not rate limited';
+COMMENT ON COLUMN api_keys.burst IS 'requests at once after an idle spell (the token bucket''s size)';
+COMMENT ON COLUMN api_keys.revoked_at IS 'NULL: active; set once by `predictor keys revoke`';
+
 CREATE TABLE model_inputs (
     prediction_id     uuid NOT NULL,
     model_version_id  integer NOT NULL,
     features          jsonb NOT NULL,
     request_id        varchar(128),
     created_at        timestamptz NOT NULL,
+    key_id            varchar(32),
     CONSTRAINT pk_model_inputs PRIMARY KEY (prediction_id),
     CONSTRAINT fk_model_inputs_model_version_id_model_versions
-        FOREIGN KEY (model_version_id) REFERENCES model_versions (id)
+        FOREIGN KEY (model_version_id) REFERENCES model_versions (id),
+    CONSTRAINT fk_model_inputs_key_id_api_keys FOREIGN KEY (key_id) REFERENCES api_keys (id)
 );
 CREATE INDEX ix_model_inputs_created_at ON model_inputs USING brin (created_at);
-CREATE INDEX ix_model_inputs_model_version_id_created_at ON model_inputs (model_version_id, created_at);
+CREATE INDEX ix_model_inputs_model_version_id_created_at ON model_inputs (model_version_id, created_at)
+    INCLUDE (prediction_id);
 CREATE INDEX ix_model_inputs_request_id ON model_inputs (request_id);
 COMMENT ON TABLE model_inputs IS 'One row per predicted record: what the model was given.';
 COMMENT ON COLUMN model_inputs.prediction_id IS 'UUIDv7: unguessable, time-ordered';
 COMMENT ON COLUMN model_inputs.features IS 'validated features as sent';
+COMMENT ON COLUMN model_inputs.key_id IS 'the API key that asked';
 
 CREATE TABLE model_outputs (
     prediction_id  uuid NOT NULL,
@@ -83,9 +116,11 @@ CREATE TABLE prediction_feedback (
     actual_is_int  boolean,
     actual_value   double precision,
     received_at    timestamptz NOT NULL,
+    key_id         varchar(32),
     CONSTRAINT pk_prediction_feedback PRIMARY KEY (id),
     CONSTRAINT fk_prediction_feedback_prediction_id_model_inputs
         FOREIGN KEY (prediction_id) REFERENCES model_inputs (prediction_id),
+    CONSTRAINT fk_prediction_feedback_key_id_api_keys FOREIGN KEY (key_id) REFERENCES api_keys (id),
     CONSTRAINT ck_prediction_feedback_one_actual CHECK (
         (actual_label IS NOT NULL AND actual_is_int IS NOT NULL AND actual_value IS NULL)
         OR (actual_label IS NULL AND actual_is_int IS NULL AND actual_value IS NOT NULL)
@@ -93,6 +128,7 @@ CREATE TABLE prediction_feedback (
 );
 CREATE INDEX ix_prediction_feedback_prediction_id ON prediction_feedback (prediction_id);
 COMMENT ON TABLE prediction_feedback IS 'Ground truth reported later for a prediction (append-only; the latest one counts).';
+COMMENT ON COLUMN prediction_feedback.key_id IS 'the API key that reported it';
 
 CREATE TABLE reference_datasets (
     id           integer GENERATED BY DEFAULT AS IDENTITY,
@@ -185,4 +221,4 @@ CREATE TABLE alembic_version (
     version_num varchar(32) NOT NULL,
     CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO alembic_version (version_num) VALUES ('0002');
+INSERT INTO alembic_version (version_num) VALUES ('0004');

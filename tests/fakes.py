@@ -14,11 +14,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from predictor_core import (
     AliasChange,
     AliasStore,
+    ApiKey,
+    AuditReader,
     ClassifierOutputs,
     DuplicatePrediction,
     ExecutionReport,
@@ -27,6 +30,10 @@ from predictor_core import (
     Feedback,
     InferenceRuntime,
     InferenceScheduler,
+    KeyConflict,
+    KeyNotFound,
+    KeyStore,
+    Labelled,
     ModelConflict,
     ModelManifest,
     ModelNotFound,
@@ -34,6 +41,7 @@ from predictor_core import (
     ModelSource,
     OnnxSignature,
     PredictionNotFound,
+    PredictionObserver,
     PredictionRecord,
     PredictionService,
     PredictionStore,
@@ -46,7 +54,9 @@ from predictor_core import (
     Task,
     TaskOutputs,
     TensorSpec,
+    TrainingProfile,
     ValidatedBatch,
+    WindowSummary,
     build_predictions,
     new_prediction_ids,
     validate,
@@ -160,6 +170,7 @@ def fake_service(
     default_model: str | None = None,
     inference: InferenceScheduler | None = None,
     clock: Callable[[], dt.datetime] | None = None,
+    observer: PredictionObserver | None = None,
 ) -> tuple[PredictionService, ModelRegistry]:
     """A service over the fake model source (the toy model by default) and its registry."""
     manifests = list(manifests) or [toy_manifest()]
@@ -167,7 +178,8 @@ def fake_service(
         InMemoryModelSource(manifests, factory), default_model=default_model or manifests[0].name
     )
     options = {} if clock is None else {"clock": clock}
-    return PredictionService(registry, store, inference=inference, **options), registry
+    service = PredictionService(registry, store, inference=inference, observer=observer, **options)
+    return service, registry
 
 
 def records_for(
@@ -282,6 +294,39 @@ class InMemoryAliasStore:
         return mine[:limit]
 
 
+class InMemoryKeyStore:
+    """API keys in a dict, as the SQL key store keeps them (names unique, revoked once, never deleted)."""
+
+    def __init__(self, *keys: ApiKey) -> None:
+        self.keys: dict[str, ApiKey] = {k.id: k for k in keys}
+        self.reads = 0
+        """How many times `get` was called (to see the access check's cache at work)."""
+
+    async def create(self, key: ApiKey, /) -> None:
+        if key.id in self.keys or any(k.name == key.name for k in self.keys.values()):
+            raise KeyConflict(f"a key named {key.name!r} exists already")
+        self.keys[key.id] = key
+
+    async def get(self, key_id: str, /) -> ApiKey | None:
+        self.reads += 1
+        return self.keys.get(key_id)
+
+    async def list_keys(self) -> list[ApiKey]:
+        return sorted(self.keys.values(), key=lambda k: (k.created_at, k.name))
+
+    async def revoke(self, name: str, at: dt.datetime, /) -> ApiKey:
+        for key in self.keys.values():
+            if key.name == name:
+                if key.revoked_at is None:
+                    key = msgspec.structs.replace(key, revoked_at=at)
+                    self.keys[key.id] = key
+                return key
+        raise KeyNotFound(f"no API key named {name!r}")
+
+    async def active_count(self) -> int:
+        return sum(k.revoked_at is None for k in self.keys.values())
+
+
 class FailingStore(InMemoryPredictionStore):
     """A store whose database is down: every write raises StoreUnavailable while `down` is set."""
 
@@ -303,8 +348,107 @@ class FailingStore(InMemoryPredictionStore):
         return await super().health()
 
 
+def with_profile(manifest: ModelManifest, rows: Sequence[dict[str, Any]]) -> ModelManifest:
+    """The manifest with a training profile of `rows` and the fake model's answers, as export builds it."""
+    from predictor_core import FeatureKind, TrainingSummary
+    from predictor_core.drift import OUTPUT_LABEL, output_values, profile_categories, profile_numbers
+
+    batch = validate(manifest, rows, "records")
+    records = batch.records()
+    features: dict[str, Any] = {}
+    for feature in manifest.schema.features:
+        values = [r.get(feature.name) for r in records]
+        if feature.kind in (FeatureKind.CATEGORY, FeatureKind.BOOLEAN):
+            declared = feature.categories or ("false", "true")
+            features[feature.name] = profile_categories(values, declared)
+        else:
+            numbers = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            features[feature.name] = profile_numbers(numbers)
+    answers = [
+        output_values(p)
+        for p in build_predictions(manifest, FakeRuntime(manifest).infer(batch), [None] * len(batch))
+    ]
+    outputs: dict[str, Any] = {}
+    for key in answers[0]:
+        values = [a[key] for a in answers]
+        outputs[key] = (
+            profile_categories(values, [str(c) for c in manifest.classes or ()])
+            if key == OUTPUT_LABEL
+            else profile_numbers(values)
+        )
+    training = TrainingSummary(
+        rows=len(records),
+        fingerprint="0" * 64,
+        features={},
+        profile=TrainingProfile(features=features, outputs=outputs),
+    )
+    return msgspec.structs.replace(manifest, training=training)
+
+
+class InMemoryAuditReader:
+    """The monitoring read side over an `InMemoryPredictionStore`, counted in Python as on SQLite."""
+
+    def __init__(self, store: InMemoryPredictionStore) -> None:
+        self.store = store
+
+    async def versions(self, name: str, /) -> list[str]:
+        return [version for (n, version) in self.store.models if n == name]
+
+    def _selected(
+        self, name: str, version: str, since: dt.datetime | None, until: dt.datetime | None
+    ) -> list[PredictionRecord]:
+        return sorted(
+            (
+                r
+                for r in self.store.records.values()
+                if (r.prediction.model.name, r.prediction.model.version) == (name, version)
+                and (since is None or r.created_at >= since)
+                and (until is None or r.created_at < until)
+            ),
+            key=lambda r: r.created_at,
+        )
+
+    async def window(
+        self,
+        name: str,
+        version: str,
+        profile: TrainingProfile,
+        /,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> WindowSummary:
+        from predictor_core.drift import WindowCounter, output_values
+
+        rows = self._selected(name, version, since, until)
+        counter = WindowCounter(profile)
+        counter.add([r.features for r in rows], [output_values(r.prediction) for r in rows])
+        return counter.summary()
+
+    async def labelled(
+        self,
+        name: str,
+        version: str,
+        /,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> list[Labelled]:
+        latest = {f.prediction_id: f for f in self.store.feedback}  # a later report replaces an earlier one
+        return [
+            Labelled(created_at=r.created_at, prediction=r.prediction, actual=latest[r.prediction_id].actual)
+            for r in self._selected(name, version, since, until)
+            if r.prediction_id in latest
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
 # Conformance, checked by mypy: the fakes implement the ports.
 _source: ModelSource = InMemoryModelSource([])
 _store: PredictionStore = InMemoryPredictionStore()
 _runtime: InferenceRuntime = FakeRuntime(toy_manifest())
 _aliases: AliasStore = InMemoryAliasStore()
+_keys: KeyStore = InMemoryKeyStore()
+_audit: AuditReader = InMemoryAuditReader(InMemoryPredictionStore())

@@ -13,8 +13,9 @@ from litestar import Litestar
 
 from predictor.settings import Settings
 from predictor.wiring import Wiring
-from predictor_litestar import ApiOptions
+from predictor_litestar import ApiOptions, Observability, configure_request_log
 from predictor_litestar import create_app as create_http_app
+from predictor_litestar.drift_metrics import DriftGauges
 
 __all__ = ["create_app"]
 
@@ -26,12 +27,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ConfigurationError, BundleError: the settings or the default model's bundle are unusable.
     """
     settings = settings or Settings.handed_over() or Settings.load()
-    wiring = Wiring(settings)
+    observability = Observability(
+        max_in_flight=settings.max_in_flight or None, metrics_open=settings.metrics == "open"
+    )
+    configure_request_log(settings.request_log)
+    wiring = Wiring(settings, observer=observability)
+    drift = DriftGauges(observability.metrics.registry)
     options = ApiOptions(
         max_batch=settings.max_batch,
         max_body_bytes=settings.max_body_bytes,
         database=settings.redacted_database_url() if settings.record else "",
+        cors_origins=settings.cors_origins,
     )
     return create_http_app(
-        wiring.service, wiring.registry, options, lifecycle=wiring.lifecycle, lifespan=[wiring.lifespan]
+        wiring.service,
+        wiring.registry,
+        options,
+        lifecycle=wiring.lifecycle,
+        access=wiring.access,
+        monitor=wiring.monitor,
+        lifespan=[wiring.lifespan, wiring.drift_watcher(drift.update, drift.keep)],
+        observability=observability,
     )

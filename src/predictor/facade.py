@@ -304,7 +304,8 @@ def _by_label(failure: ValidationFailed, index: Any) -> ValidationFailed:
             if p.loc and isinstance(p.loc[0], int)
             else p
             for p in failure.problems
-        ]
+        ],
+        total=failure.total,
     )
 
 

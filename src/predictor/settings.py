@@ -9,6 +9,7 @@ names a file holding the value, the convention of container secrets (compose, Ku
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import tempfile
@@ -19,12 +20,15 @@ from typing import Any, Literal
 
 import msgspec
 
-from predictor_core import ConfigurationError
+from predictor_core import ConfigurationError, DriftThresholds
 
 __all__ = ["Settings"]
 
 _ENV_PREFIX = "PREDICTOR_"
 _LIST_FIELDS = {"model_dirs"}
+_COMMA_FIELDS = {"cors_origins"}
+"""Lists whose items may hold os.pathsep (URLs): comma-separated in the environment."""
+_ORIGIN = re.compile(r"\*|https?://[^/\s?#@]+")
 _HANDOVER = "PREDICTOR_SERVE_SETTINGS_FILE"
 """Names the file where `predictor serve` put its resolved settings for the worker processes it starts:
 a file readable by its owner alone, not the environment, since the settings may hold a password."""
@@ -58,9 +62,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Most records accepted in one batch request."""
     max_body_bytes: int = 1_048_576
     """Largest request body the HTTP API reads; larger ones get 413."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins (`https://app.example:8443`) whose browser pages may call the API; `*` for any. Empty:
+    CORS is off, as by default (comma-separated in the environment: PREDICTOR_CORS_ORIGINS)."""
     offload: bool = False
     """Run inference in a worker thread instead of on the event loop. Off by default: inline measured
     faster for the reference models (benchmarks/bench_http.py, docs/api.md)."""
+    max_in_flight: int = 16
+    """Most requests one worker handles at once (health probes and /metrics aside); one more is answered
+    503 with Retry-After at once instead of queueing into long tails. 16 kept the throughput of one
+    worker and cut its p99 at 64 connections from 514 to 55 ms (docs/operations.md). 0: no bound."""
+    metrics: Literal["loopback", "open"] = "loopback"
+    """Who may read GET /metrics: loopback clients only (and the hook for API keys), or every client."""
+    request_log: bool = True
+    """One JSON line per request on standard output: request id, key id, route, status, model, stages."""
+    drain_timeout: float = 8.0
+    """Seconds a server stopped by SIGTERM gives the requests in flight to finish (docker stop waits 10)."""
+    drain_delay: float = 0.0
+    """Seconds between SIGTERM and closing the listening socket, while readiness already answers 503
+    "draining": set it to the load balancer's probe interval so it stops sending first."""
     model_store: str | None = None
     """The deployment's model store: `predictor models add` places bundles there and the server serves them
     beside the shipped ones; None means a `models` folder in the user's data directory."""
@@ -68,6 +88,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds between two reads of the model aliases: a promotion reaches every worker within about this."""
     evict_after: float = 600.0
     """Seconds a loaded version that no alias or name serves stays in memory after its last request."""
+    auth: Literal["auto", "required"] = "auto"
+    """API keys: `auto` requires them whenever the server listens beyond loopback (and refuses to start
+    with no key defined), `required` on loopback too. Health probes never need one."""
+    redis_url: str | None = None
+    """Redis for per-key rate limits shared by every worker and replica (`redis://host:6379/0`); None
+    counts per process, so a key gets up to workers × replicas × its rate. Needs the `redis` extra."""
+    drift_watch: float = 0.1
+    """PSI from which a feature's drift status is `watch` (docs/monitoring.md)."""
+    drift_alert: float = 0.2
+    """PSI above which a feature's drift status is `drift`."""
+    drift_min_rows: int = 500
+    """Fewest predictions in a window for a drift verdict; fewer give `insufficient`."""
+    drift_refresh: float = 300.0
+    """Seconds between two refreshes of the server's drift gauges on /metrics (0: no gauges)."""
+    drift_window: float = 86400.0
+    """Seconds of recorded predictions the drift gauges summarise (the day before each refresh)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -75,10 +111,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         for name in ("workers", "max_batch", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_in_flight < 0:
+            raise ConfigurationError(f"max_in_flight must be 0 (no bound) or more, got {self.max_in_flight}")
+        if not self.drain_timeout > 0 or not self.drain_delay >= 0:
+            raise ConfigurationError("drain_timeout must be positive and drain_delay not negative")
         if self.threads is not None and self.threads < 1:
             raise ConfigurationError(f"threads must be at least 1, got {self.threads}")
         if not self.watch_interval > 0 or not self.evict_after >= 0:
             raise ConfigurationError("watch_interval must be positive and evict_after not negative")
+        for origin in self.cors_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ConfigurationError(
+                    f"cors_origins: {origin!r} is not an origin: scheme://host[:port] without a path "
+                    "(https://app.example), or *"
+                )
         if self.database_password is not None:
             url = self.database_url or ""
             if not url or url.startswith("sqlite"):
@@ -147,7 +193,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         shown = {f: getattr(self, f) for f in self.__struct_fields__}
         shown["database_url"] = self.redacted_database_url() if self.database_url else None
         shown["database_password"] = None if self.database_password is None else "***"
+        shown["redis_url"] = None if self.redis_url is None else _redacted(self.redis_url)
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def drift_thresholds(self) -> DriftThresholds:
+        """The drift statuses' PSI thresholds and fewest rows.
+
+        Raises:
+            ConfigurationError: they are not 0 < drift_watch <= drift_alert, drift_min_rows >= 1.
+        """
+        if not self.drift_refresh >= 0 or not self.drift_window > 0:
+            raise ConfigurationError("drift_refresh must not be negative and drift_window must be positive")
+        try:
+            return DriftThresholds(
+                watch=self.drift_watch, drift=self.drift_alert, min_rows=self.drift_min_rows
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid drift settings: {exc}") from exc
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether the HTTP API needs API keys: beyond loopback always, on loopback when asked."""
+        return self.auth == "required" or not is_loopback(self.host)
 
     def resolved_database_url(self) -> str:
         """The async SQLAlchemy URL: the configured one with its async driver, or the SQLite default."""
@@ -173,6 +240,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def redacted_database_url(self) -> str:
         """The database URL with any password hidden, for logs and health pages."""
         return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.resolved_database_url())
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1); `0.0.0.0`, `::` and any name are not."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _redacted(url: str) -> str:
+    """A URL with any password hidden (`redis://:***@host`)."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def default_model_store() -> Path:
@@ -220,6 +302,9 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for name in Settings.__struct_fields__:
         raw = _variable(env, _ENV_PREFIX + name.upper())
         if raw is None or raw == "":
+            continue
+        if name in _COMMA_FIELDS:
+            values[name] = tuple(p.strip() for p in raw.split(",") if p.strip())
             continue
         values[name] = tuple(p for p in raw.split(os.pathsep) if p) if name in _LIST_FIELDS else raw
     return values

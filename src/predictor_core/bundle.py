@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from predictor_core.drift import TrainingProfile
 from predictor_core.errors import BundleError
 from predictor_core.predictions import Label, ModelIdentity, Task
 from predictor_core.schema import FeatureSchema
@@ -27,9 +28,10 @@ __all__ = [
     "TrainingSummary",
 ]
 
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 """2: inputs may be float64 and string inputs may carry booleans and integers as text (see
-TensorSpec); the parity and evaluation summaries. Format 1 manifests load unchanged."""
+TensorSpec); the parity and evaluation summaries. 3: the training profile drift is measured against
+(`TrainingSummary.profile`). Format 1 and 2 manifests load unchanged (without a profile)."""
 
 
 class TensorSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,6 +108,8 @@ class TrainingSummary(msgspec.Struct, frozen=True, kw_only=True):
     """SHA-256 of the training frame's canonical bytes: the same data gives the same fingerprint."""
     features: dict[str, FeatureStats]
     target: str | None = None
+    profile: TrainingProfile | None = None
+    """Binned training distributions of every feature and output, for drift (format 3 and later)."""
 
 
 class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,12 +6,21 @@ The core never names an HTTP status: the HTTP adapter keeps that table in one pl
   x ValidationFailed (ValueError)     input features broke the schema; carries every Problem
   x InvalidFeedback (ValueError)      a reported ground truth does not fit the model's task
   x SchemaError (ValueError)          a feature schema or rule is itself ill-formed
+  x InvalidKeySpec (ValueError)      an API key's name, scopes or rate limit is ill-formed
   x NotFound (LookupError)
     + ModelNotFound                   no such model name or version
     + PredictionNotFound              no such prediction id
+    + AliasNotFound                   a model has no such alias
+    + KeyNotFound                     no API key of that name
+    + ProfileMissing                  a model version has no training profile to measure drift against
   x Conflict                          the call contradicts what the store holds; never retried as is
     + DuplicatePrediction             a prediction id is recorded already
     + ModelConflict                   a model version the store does not know, or knows with another file
+    + KeyConflict                     an API key name (or id) is taken already
+  x AccessDenied                      the caller may not make this call (now)
+    + Unauthenticated                 no key, or a malformed, unknown, wrong or revoked one
+    + ScopeMissing                    a valid key without the scope the call needs
+    + RateLimited                     the key is over its rate limit; carries retry_after and the limit
   x StoreRejected                     the store refused rows it was given (a constraint): a bug, not an outage
   x BundleError                       a model bundle is missing, corrupt, tampered or unsupported
     + PromotionRefused                a version cannot take traffic (no golden set, or it differs)
@@ -20,6 +29,8 @@ The core never names an HTTP status: the HTTP adapter keeps that table in one pl
   x Unavailable                       retryable: a dependency is down; carries retry_after
     + StoreUnavailable                the prediction store cannot commit right now
     + RuntimeUnavailable              the inference runtime cannot run (e.g. the GPU went away)
+    + Draining                        this process is shutting down (readiness only; another may answer)
+    + LimiterUnavailable              the shared rate-limit store (Redis) cannot be reached
 
 Each port names what it raises (see `predictor_core.ports`): only `Unavailable` is worth retrying.
 """
@@ -30,25 +41,37 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from predictor_core.limits import LimitDecision, RateLimit
     from predictor_core.problems import Problem
 
 __all__ = [
+    "AccessDenied",
+    "AliasNotFound",
     "BundleError",
     "ConfigurationError",
     "Conflict",
+    "Draining",
     "DuplicatePrediction",
     "InvalidFeedback",
+    "InvalidKeySpec",
+    "KeyConflict",
+    "KeyNotFound",
+    "LimiterUnavailable",
     "ModelConflict",
     "ModelNotFound",
     "NotFound",
     "PredictionNotFound",
     "PredictorError",
+    "ProfileMissing",
     "PromotionRefused",
+    "RateLimited",
     "RecordingDisabled",
     "RuntimeUnavailable",
     "SchemaError",
+    "ScopeMissing",
     "StoreRejected",
     "StoreUnavailable",
+    "Unauthenticated",
     "Unavailable",
     "ValidationFailed",
 ]
@@ -61,17 +84,20 @@ class PredictorError(Exception):
 class ValidationFailed(PredictorError, ValueError):
     """Input features broke the schema; `problems` lists every one of them, not just the first."""
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    def __init__(self, problems: Sequence[Problem], *, total: int | None = None) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
-        """Every problem found, in record then feature order."""
+        """The problems found, in record then feature order: every one, or the first ones when the
+        validator stopped listing them (`total` says how many there are)."""
+        self.total: int = len(self.problems) if total is None else max(total, len(self.problems))
+        """How many problems the input has; more than `len(problems)` when the list was capped."""
         super().__init__(self._summary())
 
     def _summary(self) -> str:
-        count = len(self.problems)
+        count = self.total
         head = f"{count} problem{'s' if count != 1 else ''} in the input:"
         lines = [f"  - {p}" for p in self.problems[:20]]
-        if count > 20:
-            lines.append(f"  ... and {count - 20} more (see .problems)")
+        if count > len(lines):
+            lines.append(f"  ... and {count - len(lines)} more (see .problems and .total)")
         return "\n".join([head, *lines])
 
 
@@ -81,6 +107,10 @@ class InvalidFeedback(PredictorError, ValueError):
 
 class SchemaError(PredictorError, ValueError):
     """A feature schema or a cross-field rule is ill-formed; raised when it is built or loaded."""
+
+
+class InvalidKeySpec(PredictorError, ValueError):
+    """An API key's name, scopes or rate limit is ill-formed (said when the key is created)."""
 
 
 class NotFound(PredictorError, LookupError):
@@ -93,6 +123,22 @@ class ModelNotFound(NotFound):
 
 class PredictionNotFound(NotFound):
     """No prediction was recorded under that id."""
+
+
+class AliasNotFound(NotFound):
+    """The model has no alias of that name (nothing to remove)."""
+
+
+class KeyNotFound(NotFound):
+    """No API key of that name."""
+
+
+class ProfileMissing(NotFound):
+    """The model version carries no training profile, so its drift cannot be measured.
+
+    Bundles exported before manifest format 3 have none; their live quality can still be measured, and
+    exporting the model again (as a new version) gives it a profile.
+    """
 
 
 class Conflict(PredictorError):
@@ -108,6 +154,46 @@ class ModelConflict(Conflict):
 
     A changed model file needs a new version.
     """
+
+
+class KeyConflict(Conflict):
+    """An API key of that name (or, very rarely, id) exists already; keys are never renamed or reused."""
+
+
+class AccessDenied(PredictorError):
+    """The caller may not make this call, or not now; nothing of the call was done."""
+
+
+class Unauthenticated(AccessDenied):
+    """No API key was sent, or the one sent is malformed, unknown, wrong or revoked.
+
+    The message never says which of these it was, nor echoes the key.
+    """
+
+
+class ScopeMissing(AccessDenied):
+    """A valid API key that lacks the scope the call needs."""
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+        """The scope the call needs (`predict`, `read`, `feedback` or `admin`)."""
+
+
+class RateLimited(AccessDenied):
+    """The API key used up its rate limit; the same call succeeds after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, limit: RateLimit, decision: LimitDecision) -> None:
+        super().__init__(message)
+        self.limit = limit
+        """The key's limit: its quota per window and its burst."""
+        self.decision = decision
+        """What the bucket said: nothing remaining, when the next request fits and when it is full again."""
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the next request of this key fits in its limit."""
+        return self.decision.retry_after
 
 
 class StoreRejected(PredictorError):
@@ -151,3 +237,11 @@ class StoreUnavailable(Unavailable):
 
 class RuntimeUnavailable(Unavailable):
     """The inference runtime cannot run now."""
+
+
+class Draining(Unavailable):
+    """This process is shutting down: it finishes the requests it has and should be sent no new ones."""
+
+
+class LimiterUnavailable(Unavailable):
+    """The shared rate-limit store cannot be reached now (the limiter then counts per process)."""

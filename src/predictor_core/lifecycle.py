@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from predictor_core.bundle import GoldenSet
-from predictor_core.errors import PromotionRefused
+from predictor_core.errors import AliasNotFound, BundleError, PromotionRefused
 from predictor_core.ports import AliasChange, AliasStore, InferenceRuntime
 from predictor_core.predictions import ClassifierOutputs, RegressorOutputs, TaskOutputs
 from predictor_core.registry import PRODUCTION, ModelRegistry
@@ -41,11 +41,16 @@ class ModelLifecycle:
 
         Raises:
             ModelNotFound: no such version.
-            BundleError, ConfigurationError: it cannot be loaded here.
-            PromotionRefused: it has no golden set, or does not reproduce it.
+            ConfigurationError: it cannot be loaded here (e.g. the device is missing).
+            PromotionRefused: its bundle does not load, it has no golden set, or does not reproduce it.
             StoreUnavailable: the alias store cannot be written now.
         """
-        runtime = await asyncio.to_thread(self._registry.runtime, name, version)
+        try:
+            runtime = await asyncio.to_thread(self._registry.runtime, name, version)
+        except PromotionRefused:
+            raise
+        except BundleError as exc:
+            raise PromotionRefused(f"{name} {version} cannot take traffic as {alias!r}: {exc}") from exc
         reason = await asyncio.to_thread(check_golden, runtime)
         if reason is not None:
             raise PromotionRefused(f"{name} {version} cannot take traffic as {alias!r}: {reason}")
@@ -54,7 +59,14 @@ class ModelLifecycle:
         return change
 
     async def remove(self, name: str, alias: str, *, by: str) -> AliasChange:
-        """Remove an alias (for `production`: the name serves its newest version again)."""
+        """Remove an alias (for `production`: the name serves its newest version again).
+
+        Raises:
+            AliasNotFound: the model has no such alias now.
+            StoreUnavailable: the alias store cannot be read or written now.
+        """
+        if alias not in (await self._aliases.aliases()).get(name, {}):
+            raise AliasNotFound(f"model {name!r} has no alias {alias!r}")
         change = await self._aliases.move(name, alias, None, by=by)
         await self.sync()
         return change

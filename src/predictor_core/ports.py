@@ -20,20 +20,27 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from predictor_core.bundle import ModelManifest
+from predictor_core.drift import TrainingProfile, WindowSummary
 from predictor_core.predictions import Label, Prediction, TaskOutputs
+from predictor_core.quality import Labelled
 from predictor_core.validation import ValidatedBatch
+
+if TYPE_CHECKING:
+    from predictor_core.access import ApiKey
 
 __all__ = [
     "AliasChange",
     "AliasStore",
+    "AuditReader",
     "ExecutionReport",
     "Feedback",
     "InferenceRuntime",
+    "KeyStore",
     "ModelSource",
     "PredictionRecord",
     "PredictionStore",
@@ -65,6 +72,8 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
     latency_ms: float
     """Validation plus inference time of the batch this record was part of."""
     request_id: str | None = None
+    key_id: str | None = None
+    """The API key that asked (its public id, never the secret); None when the call needed no key."""
 
     @property
     def prediction_id(self) -> uuid.UUID:
@@ -103,6 +112,8 @@ class Feedback(msgspec.Struct, frozen=True, kw_only=True):
     prediction_id: uuid.UUID
     actual: Label | float
     received_at: dt.datetime
+    key_id: str | None = None
+    """The API key that reported it; None when the call needed no key."""
 
 
 class StoreHealth(msgspec.Struct, frozen=True, kw_only=True):
@@ -230,4 +241,84 @@ class AliasStore(Protocol):
 
     async def history(self, name: str, alias: str | None = None, /, *, limit: int = 50) -> list[AliasChange]:
         """The latest changes of a model's aliases (one alias when named), newest first."""
+        ...
+
+
+class KeyStore(Protocol):
+    """Where API keys live, shared by every worker and replica; only the secrets' hashes are stored."""
+
+    async def create(self, key: ApiKey, /) -> None:
+        """Store a new key.
+
+        Raises:
+            KeyConflict: a key of that name (or id) exists already, revoked or not.
+            StoreUnavailable: retryable.
+        """
+        ...
+
+    async def get(self, key_id: str, /) -> ApiKey | None:
+        """The key with this id, revoked or not; None when there is none. Raises StoreUnavailable."""
+        ...
+
+    async def list_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first. Raises StoreUnavailable."""
+        ...
+
+    async def revoke(self, name: str, at: dt.datetime, /) -> ApiKey:
+        """Revoke the key of that name as of `at`; a key revoked already keeps its first revocation time.
+
+        Raises:
+            KeyNotFound: no key of that name.
+            StoreUnavailable: retryable.
+        """
+        ...
+
+    async def active_count(self) -> int:
+        """How many keys are not revoked. Raises StoreUnavailable."""
+        ...
+
+
+class AuditReader(Protocol):
+    """The audit trail read back for monitoring: windows of recorded predictions, and their feedback.
+
+    A window is [since, until) on the time a prediction was recorded; None leaves that side open.
+    """
+
+    async def versions(self, name: str, /) -> list[str]:
+        """The versions of `name` the store has recorded (in no particular order). Raises StoreUnavailable."""
+        ...
+
+    async def window(
+        self,
+        name: str,
+        version: str,
+        profile: TrainingProfile,
+        /,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> WindowSummary:
+        """The version's recorded inputs and outputs in the window, counted in `profile`'s bins.
+
+        A version that never predicted here gives an empty window. Raises StoreUnavailable.
+        """
+        ...
+
+    async def labelled(
+        self,
+        name: str,
+        version: str,
+        /,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> list[Labelled]:
+        """The version's predictions in the window that have feedback, oldest first.
+
+        Each comes with its latest ground truth. Raises StoreUnavailable.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release what it holds (connections of its own); nothing is pending afterwards."""
         ...

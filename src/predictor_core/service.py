@@ -29,14 +29,17 @@ from typing import Any, Literal
 
 from predictor_core.bundle import ModelManifest
 from predictor_core.errors import (
+    Draining,
     InvalidFeedback,
     PredictorError,
     RecordingDisabled,
     RuntimeUnavailable,
     StoreUnavailable,
     Unavailable,
+    ValidationFailed,
 )
 from predictor_core.ids import new_prediction_ids
+from predictor_core.observation import NoObserver, PredictionObserver
 from predictor_core.ports import Feedback, PredictionRecord, PredictionStore, ShadowRecord, StoreHealth
 from predictor_core.predictions import (
     BinaryPrediction,
@@ -72,6 +75,8 @@ MODEL_RETRY_AFTER_S = 30.0
 """What readiness tells a caller to wait while the default model cannot be loaded."""
 STORE_RETRY_AFTER_S = 5.0
 """What readiness tells a caller to wait while the store is unreachable."""
+DRAINING_RETRY_AFTER_S = 1.0
+"""What readiness tells a caller to wait while this process drains (another replica may answer)."""
 
 
 def _utcnow() -> dt.datetime:
@@ -116,6 +121,7 @@ class PredictionService:
         *,
         inference: InferenceScheduler | None = None,
         clock: Callable[[], dt.datetime] = _utcnow,
+        observer: PredictionObserver | None = None,
     ) -> None:
         """Wire the use case to its registry and ports.
 
@@ -124,12 +130,15 @@ class PredictionService:
             store: the audit trail; None means predictions are not recorded (said, never silent).
             inference: where and when inference runs; inline on the calling thread when None.
             clock: the time source for records and feedback.
+            observer: told each stage's duration and each validation refusal (metrics, request logs).
         """
         self._models = models
         self._store = store
         self._inference = inference or InlineInference()
         self._clock = clock
         self._registered: set[ModelIdentity] = set()
+        self._observer: PredictionObserver = observer or NoObserver()
+        self._draining = False
         self._shadows: set[asyncio.Task[None]] = set()
         self.shadows_skipped = 0
         """Requests not shadowed because SHADOWS_IN_FLIGHT scorings were pending."""
@@ -147,11 +156,13 @@ class PredictionService:
         layout: Layout = "records",
         request_id: str | None = None,
         shadow: bool | None = None,
+        key_id: str | None = None,
     ) -> list[Prediction]:
         """Predict and record; returns only after the store committed every input and output.
 
         `shadow` says whether the name's shadow version also scores the records (by default: when no
         version was named; a caller that resolved the version itself passes what the request said).
+        `key_id` is the API key that asked, recorded with every record (None: the call needed no key).
 
         Raises:
             ValidationFailed: nothing was predicted or recorded.
@@ -160,10 +171,19 @@ class PredictionService:
         """
         runtime = self._models.runtime(model, version)
         manifest = runtime.manifest
+        observer, identity = self._observer, manifest.identity
         started = time.perf_counter()
-        batch = validate(manifest, data, layout)
+        try:
+            batch = validate(manifest, data, layout)
+        except ValidationFailed as failure:
+            observer.invalid(manifest, failure)
+            raise
+        validated = time.perf_counter()
+        observer.stage(identity, "validate", validated - started)
         outputs = await self._inference.infer(runtime, batch)
-        latency_ms = (time.perf_counter() - started) * 1000.0
+        inferred = time.perf_counter()
+        observer.stage(identity, "infer", inferred - validated)
+        latency_ms = (inferred - started) * 1000.0
         predictions = build_predictions(manifest, outputs, new_prediction_ids(len(batch)))
         if self._store is not None:
             await self._ensure_registered(manifest)
@@ -171,11 +191,17 @@ class PredictionService:
             await self._store.record(
                 [
                     PredictionRecord(
-                        prediction=p, features=f, created_at=now, latency_ms=latency_ms, request_id=request_id
+                        prediction=p,
+                        features=f,
+                        created_at=now,
+                        latency_ms=latency_ms,
+                        request_id=request_id,
+                        key_id=key_id,
                     )
                     for p, f in zip(predictions, batch.records(), strict=True)
                 ]
             )
+            observer.stage(identity, "record", time.perf_counter() - inferred)
             if version is None if shadow is None else shadow:
                 self._shadow(manifest, data, layout, predictions)
         return predictions
@@ -224,6 +250,18 @@ class PredictionService:
                 str(exc).splitlines()[0][:200] if str(exc) else "",
             )
 
+    def stop_accepting(self) -> None:
+        """Turn readiness off for good (`Draining`), so that load balancers send nothing new here.
+
+        What the server calls first on SIGTERM; predictions still run, for the requests already sent.
+        """
+        self._draining = True
+
+    @property
+    def draining(self) -> bool:
+        """Whether `stop_accepting` was called: the process is on its way out."""
+        return self._draining
+
     async def drain(self) -> None:
         """Wait for the shadow scorings in flight, so that closing the store loses none of them."""
         while self._shadows:
@@ -256,10 +294,13 @@ class PredictionService:
         """A recorded prediction with its input. Raises PredictionNotFound, RecordingDisabled."""
         return await self._require_store().get(prediction_id)
 
-    async def record_feedback(self, prediction_id: uuid.UUID, actual: Any) -> Feedback:
+    async def record_feedback(
+        self, prediction_id: uuid.UUID, actual: Any, *, key_id: str | None = None
+    ) -> Feedback:
         """Record the ground truth of a prediction, checked against the task of the version that made it.
 
         The version's manifest comes from the store, so feedback works after its bundle is removed.
+        `key_id` is the API key that reports it, recorded with it (None: the call needed no key).
 
         Raises:
             PredictionNotFound: no such prediction.
@@ -270,17 +311,25 @@ class PredictionService:
         identity = (await store.get(prediction_id)).prediction.model
         manifest = await store.get_model(identity.name, identity.version)
         feedback = Feedback(
-            prediction_id=prediction_id, actual=check_actual(manifest, actual), received_at=self._clock()
+            prediction_id=prediction_id,
+            actual=check_actual(manifest, actual),
+            received_at=self._clock(),
+            key_id=key_id,
         )
         await store.record_feedback(feedback)
         return feedback
 
     async def status(self) -> ServiceStatus:
-        """Readiness: the default model loads and, when recording, the store is reachable."""
+        """Readiness: not draining, the default model loads and, when recording, the store is reachable."""
         model = self._model_status()
         health = None if self._store is None else await self._store.health()
         unavailable: Unavailable | None = None
-        if model.error is not None:
+        if self._draining:
+            unavailable = Draining(
+                "draining: this server is shutting down and finishing the requests it has",
+                retry_after=DRAINING_RETRY_AFTER_S,
+            )
+        elif model.error is not None:
             unavailable = RuntimeUnavailable(
                 f"model {model.name!r} is not loaded: {model.error}", retry_after=MODEL_RETRY_AFTER_S
             )

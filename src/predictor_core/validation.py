@@ -5,6 +5,10 @@ msgspec's C code, then finiteness and rules with numpy; it only ever *accepts*. 
 anything wrong it hands over to the thorough path, which walks every value to list every problem
 with its location. Valid traffic (the common case) never pays for the thorough path.
 
+The list is capped (`MAX_PROBLEMS` by default): past the cap, problems are only counted, without a
+message, and unknown keys by arithmetic rather than one by one, so a hostile input with 100,000 unknown
+keys costs milliseconds and yields a short answer. `ValidationFailed.total` says how many there are.
+
 No silent coercion: `True` is not a number, `"5"` is not a number, `5.5` is not an integer, NaN and
 infinities (and numbers too large for float32) are refused; missing is null, and only where the
 feature is nullable. An integer feature takes an integral number in any JSON form (`59` and `59.0`), as
@@ -13,6 +17,7 @@ JSON Schema's `integer` does, and keeps it as the int 59.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +33,10 @@ from predictor_core.problems import Problem, ProblemCode, shorten
 from predictor_core.rules import COMPARISONS, Rule
 from predictor_core.schema import Feature, FeatureKind, FeatureSchema
 
-__all__ = ["ValidatedBatch", "validate_columns", "validate_record", "validate_records"]
+__all__ = ["MAX_PROBLEMS", "ValidatedBatch", "validate_columns", "validate_record", "validate_records"]
+
+MAX_PROBLEMS = 100
+"""Problems listed by one ValidationFailed unless the caller asks for another cap; the others are counted."""
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _ABSENT: Any = object()
@@ -90,18 +98,31 @@ class _DenseColumns(Mapping[str, np.ndarray]):
         return len(self._positions)
 
 
-def validate_record(schema: FeatureSchema, record: Any, /, *, allow_unknown: bool = False) -> ValidatedBatch:
+def validate_record(
+    schema: FeatureSchema,
+    record: Any,
+    /,
+    *,
+    allow_unknown: bool = False,
+    max_problems: int = MAX_PROBLEMS,
+) -> ValidatedBatch:
     """Validate one record (a mapping); problems are located at record index 0."""
-    return validate_records(schema, [record], allow_unknown=allow_unknown)
+    return validate_records(schema, [record], allow_unknown=allow_unknown, max_problems=max_problems)
 
 
 def validate_records(
-    schema: FeatureSchema, records: Sequence[Any], /, *, allow_unknown: bool = False
+    schema: FeatureSchema,
+    records: Sequence[Any],
+    /,
+    *,
+    allow_unknown: bool = False,
+    max_problems: int = MAX_PROBLEMS,
 ) -> ValidatedBatch:
     """Validate a list of records (mappings of feature name to value) into one batch.
 
     Raises:
-        ValidationFailed: listing every problem, each located at (record index, feature or rule).
+        ValidationFailed: listing the first `max_problems` problems in record then feature order, each
+            located at (record index, feature or rule), and counting them all (`total`).
     """
     if isinstance(records, Mapping | str | bytes) or not isinstance(records, Sequence):
         raise ValidationFailed(
@@ -122,16 +143,21 @@ def validate_records(
         batch = plan.fast_batch(rows)
         if batch is not None:
             return batch
-    return plan.thorough(records, allow_unknown=allow_unknown)
+    return plan.thorough(records, allow_unknown=allow_unknown, limit=max_problems)
 
 
 def validate_columns(
-    schema: FeatureSchema, columns: Mapping[str, Iterable[Any]], /, *, allow_unknown: bool = False
+    schema: FeatureSchema,
+    columns: Mapping[str, Iterable[Any]],
+    /,
+    *,
+    allow_unknown: bool = False,
+    max_problems: int = MAX_PROBLEMS,
 ) -> ValidatedBatch:
     """Validate column-oriented data ({feature: values}); numpy arrays and pandas columns are welcome.
 
     Column-level problems (unknown or absent column, unequal lengths) are located at (feature,);
-    value problems at (record index, feature) as for records.
+    value problems at (record index, feature) as for records. At most `max_problems` are listed.
     """
     if not isinstance(columns, Mapping):
         raise ValidationFailed(
@@ -144,39 +170,44 @@ def validate_columns(
                 )
             ]
         )
+    unknown = [name for name in columns if name not in schema._by_name]
+    lists: dict[str, list[Any]] = {
+        name: values.tolist() if hasattr(values, "tolist") else list(values)
+        for name, values in columns.items()
+        if name in schema._by_name
+    }
     problems: list[Problem] = []
-    lists: dict[str, list[Any]] = {}
-    for name, values in columns.items():
-        if name not in schema._by_name:
-            if not allow_unknown:
-                problems.append(
-                    Problem(
-                        loc=(str(name),),
-                        code=ProblemCode.UNKNOWN_FEATURE,
-                        msg=f"the model has no feature {str(name)!r}",
-                    )
-                )
-            continue
-        lists[name] = values.tolist() if hasattr(values, "tolist") else list(values)
+    total = 0
+    if not allow_unknown:
+        total += len(unknown)
+        problems.extend(
+            Problem(
+                loc=(str(name),),
+                code=ProblemCode.UNKNOWN_FEATURE,
+                msg=f"the model has no feature {str(name)!r}",
+            )
+            for name in unknown[:max_problems]
+        )
+    absent = [f.name for f in schema.features if f.name not in lists and f.required]
+    total += len(absent)
     problems.extend(
-        Problem(loc=(f.name,), code=ProblemCode.MISSING, msg=f"column {f.name!r} is required")
-        for f in schema.features
-        if f.name not in lists and f.required
+        Problem(loc=(name,), code=ProblemCode.MISSING, msg=f"column {name!r} is required") for name in absent
     )
     lengths = {len(v) for v in lists.values()}
     if len(lengths) > 1:
         expected = len(next(iter(lists.values())))
+        uneven = [(name, len(values)) for name, values in lists.items() if len(values) != expected]
+        total += len(uneven)
         problems.extend(
             Problem(
                 loc=(name,),
                 code=ProblemCode.LENGTH_MISMATCH,
-                msg=f"column has {len(values)} values, expected {expected} like the first column",
+                msg=f"column has {length} values, expected {expected} like the first column",
             )
-            for name, values in lists.items()
-            if len(values) != expected
+            for name, length in uneven
         )
-    if problems:
-        raise ValidationFailed(problems)
+    if total:
+        raise ValidationFailed(problems[:max_problems], total=total)
     size = lengths.pop() if lengths else 0
     if size == 0:
         raise ValidationFailed([Problem(loc=(), code=ProblemCode.EMPTY, msg="the batch holds no record")])
@@ -188,7 +219,7 @@ def validate_columns(
     if batch is not None:
         return batch
     records = [dict(zip(schema.names, row, strict=True)) for row in rows]
-    return plan.thorough(records, allow_unknown=True)
+    return plan.thorough(records, allow_unknown=True, limit=max_problems)
 
 
 def _converts(rows: list[tuple[Any, ...]], rows_type: Any) -> bool:
@@ -206,6 +237,7 @@ class _Plan:
         self.schema = schema
         self.names = schema.names
         self.known = frozenset(self.names)
+        self.order = {name: i for i, name in enumerate(self.names)}
         self.width = len(self.names)
         self.all_required = all(f.required for f in schema.features)
         self.getter = itemgetter(*self.names)
@@ -325,136 +357,171 @@ class _Plan:
         numbers = np.column_stack(numeric) if numeric else np.empty((len(rows), 0))
         return columns, numbers
 
-    def thorough(self, records: Sequence[Any], *, allow_unknown: bool) -> ValidatedBatch:
-        """Walk every value; raise ValidationFailed with every problem, or return the batch."""
-        problems: list[tuple[int, int, Problem]] = []
+    def thorough(
+        self, records: Sequence[Any], *, allow_unknown: bool, limit: int = MAX_PROBLEMS
+    ) -> ValidatedBatch:
+        """Walk every value; raise ValidationFailed with the first `limit` problems, or return the batch.
+
+        Past `limit` the walk only counts: no message is written and unknown keys are not listed.
+        """
+        listed: list[tuple[int, int, Problem]] = []  # (record, position, problem): in walk order, sorted
+        total = 0
         clean_rows: list[tuple[Any, ...]] = []
-        order = {name: i for i, name in enumerate(self.names)}
-        rule_base = self.width + 1
         for index, record in enumerate(records):
             if not isinstance(record, Mapping):
-                problems.append(
-                    (
-                        index,
-                        -1,
-                        Problem(
-                            loc=(index,),
-                            code=ProblemCode.NOT_A_RECORD,
-                            msg=f"record {index} is {_json_type(record)}, expected an object of features",
-                            value=shorten(record),
-                        ),
-                    )
-                )
+                total += 1
+                if len(listed) < limit:
+                    listed.append((index, -1, _not_a_record(record, index)))
                 clean_rows.append((None,) * self.width)
                 continue
             row: list[Any] = []
-            for feature in self.schema.features:
+            present = 0
+            for position, feature in enumerate(self.schema.features):
                 value = record.get(feature.name, _ABSENT)
-                problem = _check(feature, value, index)
-                if problem is not None:
-                    problems.append((index, order[feature.name], problem))
+                present += value is not _ABSENT
+                code = _fault(feature, value)
+                if code is not None:
+                    total += 1
+                    if len(listed) < limit:
+                        listed.append((index, position, _problem(feature, value, index, code)))
                     row.append(None)
                 elif feature.kind is FeatureKind.INTEGER and isinstance(value, float):
-                    row.append(int(value))  # integral: _check refuses 59.5
+                    row.append(int(value))  # integral: _fault refuses 59.5
                 else:
                     row.append(None if value is _ABSENT else value)
             clean_rows.append(tuple(row))
-            if not allow_unknown:
-                problems.extend(
-                    (
-                        index,
-                        self.width,
-                        Problem(
-                            loc=(index, str(key)),
-                            code=ProblemCode.UNKNOWN_FEATURE,
-                            msg=f"the model has no feature {str(key)!r}",
-                            value=shorten(value),
+            unknown = 0 if allow_unknown else len(record) - present
+            if unknown:
+                total += unknown
+                listed.extend(
+                    itertools.islice(
+                        (
+                            (index, self.width, _unknown_feature(key, value, index))
+                            for key, value in record.items()
+                            if key not in self.known
                         ),
+                        max(0, limit - len(listed)),
                     )
-                    for key, value in record.items()
-                    if key not in self.known
                 )
         columns, _ = self.columns(clean_rows)
         with np.errstate(all="ignore"):
-            broken = [np.flatnonzero(rule.violations(columns)).tolist() for rule in self.schema.rules]
+            broken = [np.flatnonzero(rule.violations(columns)) for rule in self.schema.rules]
+        total += sum(len(indexes) for indexes in broken)
+        if not total:
+            return ValidatedBatch(self.schema, clean_rows, columns)
+        # a rule problem ranks among the first `limit` only up to the last record listed when the list is full
+        horizon = listed[-1][0] if len(listed) >= limit else len(clean_rows)
         for number, (rule, indexes) in enumerate(zip(self.schema.rules, broken, strict=True)):
-            for index in indexes:
-                involved = {name: clean_rows[index][order[name]] for name in sorted(rule.features)}
-                problems.append(
-                    (
-                        index,
-                        rule_base + number,
-                        Problem(
-                            loc=(index, rule.name),
-                            code=ProblemCode.RULE_VIOLATED,
-                            msg=f"{rule.message} ({rule.expr})",
-                            value=involved,
-                        ),
-                    )
+            for index in indexes[indexes <= horizon][:limit].tolist():
+                involved = {name: clean_rows[index][self.order[name]] for name in sorted(rule.features)}
+                problem = Problem(
+                    loc=(index, rule.name),
+                    code=ProblemCode.RULE_VIOLATED,
+                    msg=f"{rule.message} ({rule.expr})",
+                    value=involved,
                 )
-        if problems:
-            problems.sort(key=lambda item: (item[0], item[1]))
-            raise ValidationFailed([p for _, _, p in problems])
-        return ValidatedBatch(self.schema, clean_rows, columns)
+                listed.append((index, self.width + 1 + number, problem))
+        listed.sort(key=lambda item: (item[0], item[1]))
+        raise ValidationFailed([p for _, _, p in listed[:limit]], total=total)
 
 
-def _check(feature: Feature, value: Any, index: int) -> Problem | None:
-    """The problem with one value of one feature, or None when it is acceptable."""
-    loc = (index, feature.name)
-    if value is _ABSENT and feature.required:
-        hint = " (send null for a missing value)" if feature.nullable else ""
-        return Problem(loc=loc, code=ProblemCode.MISSING, msg=f"{feature.name} is required{hint}")
+def _not_a_record(record: Any, index: int) -> Problem:
+    return Problem(
+        loc=(index,),
+        code=ProblemCode.NOT_A_RECORD,
+        msg=f"record {index} is {_json_type(record)}, expected an object of features",
+        value=shorten(record),
+    )
+
+
+def _unknown_feature(key: Any, value: Any, index: int) -> Problem:
+    return Problem(
+        loc=(index, str(key)),
+        code=ProblemCode.UNKNOWN_FEATURE,
+        msg=f"the model has no feature {str(key)!r}",
+        value=shorten(value),
+    )
+
+
+def _fault(feature: Feature, value: Any) -> ProblemCode | None:
+    """What is wrong with one value of one feature (None: nothing); the one judge, and a cheap one."""
     if value is _ABSENT or value is None:
-        if feature.nullable:
-            return None
-        return Problem(
-            loc=loc,
-            code=ProblemCode.MISSING,
-            msg=f"{feature.name} is null, and this feature does not accept missing values",
-        )
+        if value is _ABSENT and feature.required:
+            return ProblemCode.MISSING
+        return None if feature.nullable else ProblemCode.MISSING
     kind = feature.kind
     if kind is FeatureKind.CATEGORY:
         if not isinstance(value, str):
-            return _wrong_type(loc, feature, value, "a string")
-        if value not in feature.categories:  # type: ignore[operator]
-            allowed = ", ".join(repr(c) for c in feature.categories[:12])  # type: ignore[index]
-            more = ", ..." if len(feature.categories) > 12 else ""  # type: ignore[arg-type]
-            return Problem(
-                loc=loc,
-                code=ProblemCode.UNKNOWN_CATEGORY,
-                msg=f"{feature.name} is {shorten(value)!r}, expected one of {allowed}{more}",
-                value=shorten(value),
-            )
-        return None
+            return ProblemCode.WRONG_TYPE
+        return None if value in feature.categories else ProblemCode.UNKNOWN_CATEGORY  # type: ignore[operator]
     if kind is FeatureKind.BOOLEAN:
-        return None if isinstance(value, bool) else _wrong_type(loc, feature, value, "true or false")
+        return None if isinstance(value, bool) else ProblemCode.WRONG_TYPE
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return _wrong_type(loc, feature, value, "an integer" if kind is FeatureKind.INTEGER else "a number")
+        return ProblemCode.WRONG_TYPE
     if kind is FeatureKind.INTEGER and not (isinstance(value, int) or value.is_integer()):
-        return _wrong_type(loc, feature, value, "an integer")
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
+        return ProblemCode.WRONG_TYPE
+    number = _as_float(value)
     if not math.isfinite(number) or abs(number) > _FLOAT32_MAX:
+        return ProblemCode.NOT_FINITE
+    low, high = feature.minimum, feature.maximum
+    if (low is not None and number < low) or (high is not None and number > high):
+        return ProblemCode.OUT_OF_RANGE
+    return None
+
+
+_EXPECTED = {
+    FeatureKind.CATEGORY: "a string",
+    FeatureKind.BOOLEAN: "true or false",
+    FeatureKind.INTEGER: "an integer",
+    FeatureKind.NUMBER: "a number",
+}
+
+
+def _problem(feature: Feature, value: Any, index: int, code: ProblemCode) -> Problem:
+    """The located, explained problem `_fault` found (only written for the problems listed)."""
+    loc = (index, feature.name)
+    if code is ProblemCode.MISSING:
+        if value is _ABSENT and feature.required:
+            hint = " (send null for a missing value)" if feature.nullable else ""
+            return Problem(loc=loc, code=code, msg=f"{feature.name} is required{hint}")
+        return Problem(
+            loc=loc, code=code, msg=f"{feature.name} is null, and this feature does not accept missing values"
+        )
+    if code is ProblemCode.WRONG_TYPE:
+        return _wrong_type(loc, feature, value, _EXPECTED[feature.kind])
+    if code is ProblemCode.UNKNOWN_CATEGORY:
+        allowed = ", ".join(repr(c) for c in feature.categories[:12])  # type: ignore[index]
+        more = ", ..." if len(feature.categories) > 12 else ""  # type: ignore[arg-type]
         return Problem(
             loc=loc,
-            code=ProblemCode.NOT_FINITE,
+            code=code,
+            msg=f"{feature.name} is {shorten(value)!r}, expected one of {allowed}{more}",
+            value=shorten(value),
+        )
+    if code is ProblemCode.NOT_FINITE:
+        return Problem(
+            loc=loc,
+            code=code,
             msg=f"{feature.name} must be a finite number within float32 range "
             f"(±{_FLOAT32_MAX:.4g}); use null for a missing value where allowed",
             value=shorten(value),
         )
     low, high = feature.minimum, feature.maximum
-    if (low is not None and number < low) or (high is not None and number > high):
-        unit = f" {feature.unit}" if feature.unit else ""
-        bounds = f"{'-∞' if low is None else f'{low:g}'} ≤ x ≤ {'∞' if high is None else f'{high:g}'}"
-        return Problem(
-            loc=loc,
-            code=ProblemCode.OUT_OF_RANGE,
-            msg=f"{feature.name} is {shorten(value)}{unit}, expected {bounds}",
-            value=shorten(value),
-        )
-    return None
+    unit = f" {feature.unit}" if feature.unit else ""
+    bounds = f"{'-∞' if low is None else f'{low:g}'} ≤ x ≤ {'∞' if high is None else f'{high:g}'}"
+    return Problem(
+        loc=loc,
+        code=code,
+        msg=f"{feature.name} is {shorten(value)}{unit}, expected {bounds}",
+        value=shorten(value),
+    )
+
+
+def _as_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def _wrong_type(loc: tuple[int | str, ...], feature: Feature, value: Any, expected: str) -> Problem:

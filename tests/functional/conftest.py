@@ -5,6 +5,9 @@ The server comes from `PREDICTOR_TEST_DATABASE_URL` (an admin URL, e.g.
 initdb/pg_ctl, as the `postgres` user when the tests run as root (PostgreSQL refuses root). Each test run
 works in databases it creates and drops itself, never in a shared one. Where no PostgreSQL can be had the
 tests are skipped, except in CI (`CI=true`) where that is a failure.
+
+Redis (for the shared rate limits) comes from `PREDICTOR_TEST_REDIS_URL` (`.ci/run` starts a server and
+sets it); without it the Redis tests are skipped, and in CI that is a failure too.
 """
 
 from __future__ import annotations
@@ -141,6 +144,29 @@ def pg_server_url() -> Iterator[str]:
         yield cluster.url
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """`redis://...` of a server the tests may write `predictor:*` keys to (PREDICTOR_TEST_REDIS_URL)."""
+    url = os.environ.get("PREDICTOR_TEST_REDIS_URL")
+    if not url:
+        _unavailable_redis("PREDICTOR_TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)")
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+    except (redis.RedisError, OSError) as exc:
+        _unavailable_redis(f"PREDICTOR_TEST_REDIS_URL {url} does not answer: {exc}")
+    return url
+
+
+def _unavailable_redis(reason: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"Redis is required in CI: {reason}")
+    pytest.skip(f"no Redis: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,14 @@ def test_wheel_installs_flat_packages_with_bundles_migrations_and_docs_assets(tm
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert top == {"predictor", "predictor_core", "predictor_onnx", "predictor_sql", "predictor_litestar"}
+    assert top == {
+        "predictor",
+        "predictor_core",
+        "predictor_onnx",
+        "predictor_sql",
+        "predictor_litestar",
+        "predictor_redis",
+    }
     for model in ("breast_cancer", "penguins", "diabetes"):
         assert any(
             n.startswith(f"predictor_onnx/reference/bundles/{model}/") and n.endswith("model.onnx")
@@ -39,13 +46,13 @@ def test_wheel_installs_flat_packages_with_bundles_migrations_and_docs_assets(tm
 
 
 def test_serving_needs_neither_pandas_nor_scikit_learn():
-    """The server and `predict()` on dicts must work with only the `cpu` extra installed."""
+    """The server and `predict()` on dicts must work with only the `cpu` extra installed (no redis either)."""
     code = textwrap.dedent(
         """
         import sys
         class Block:
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {"pandas", "sklearn", "skl2onnx"}:
+                if name.split(".")[0] in {"pandas", "sklearn", "skl2onnx", "redis"}:
                     raise ImportError(f"{name} is blocked: not installed by the cpu extra")
         sys.meta_path.insert(0, Block())
         from predictor import predict

@@ -142,3 +142,46 @@ def test_an_unwritable_data_directory_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
     with pytest.raises(ConfigurationError, match=r"cannot create .* set DATABASE_URL, or XDG_DATA_HOME"):
         Settings.load({}).resolved_database_url()
+
+
+def test_cors_is_off_by_default_and_origins_are_comma_separated():
+    assert Settings.load({}).cors_origins == ()
+    env = {"PREDICTOR_CORS_ORIGINS": "https://app.example, http://localhost:3000,"}
+    assert Settings.load(env).cors_origins == ("https://app.example", "http://localhost:3000")
+    assert Settings.load({"PREDICTOR_CORS_ORIGINS": "*"}).cors_origins == ("*",)
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://app.example/", "app.example", "https://app.example/path", "ftp://a"]
+)
+def test_a_cors_origin_is_scheme_host_and_port_only(origin):
+    with pytest.raises(ConfigurationError, match="is not an origin"):
+        Settings.load({"PREDICTOR_CORS_ORIGINS": origin})
+
+
+@pytest.mark.parametrize(
+    ("host", "auth", "required"),
+    [
+        ("127.0.0.1", "auto", False),
+        ("127.0.0.2", "auto", False),
+        ("localhost", "auto", False),
+        ("::1", "auto", False),
+        ("[::1]", "auto", False),
+        ("127.0.0.1", "required", True),
+        ("0.0.0.0", "auto", True),
+        ("::", "auto", True),
+        ("10.0.0.5", "auto", True),
+        ("predictor.internal", "auto", True),
+    ],
+)
+def test_api_keys_are_required_beyond_loopback_or_when_asked(host, auth, required):
+    assert Settings.load({"PREDICTOR_HOST": host, "PREDICTOR_AUTH": auth}).auth_required is required
+
+
+def test_auth_takes_only_auto_or_required_and_the_redis_password_is_hidden():
+    with pytest.raises(ConfigurationError, match="PREDICTOR_AUTH"):
+        Settings.load({"PREDICTOR_AUTH": "off"})
+    settings = Settings.load({"PREDICTOR_REDIS_URL": "redis://:s3cret@cache:6379/0"})
+    assert settings.redis_url == "redis://:s3cret@cache:6379/0"
+    assert "s3cret" not in repr(settings)
+    assert "redis://:***@cache:6379/0" in repr(settings)

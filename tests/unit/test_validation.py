@@ -358,3 +358,93 @@ def test_a_fractional_integer_is_refused_with_wrong_type_at_its_place(value):
     assert problem.loc == (1, "age")
     assert "must be an integer" in problem.msg
     assert validate_records(schema, [{"age": 59.0, "w": 1.0}]).records() == [{"age": 59, "w": 1.0}]
+
+
+# Problems are capped: a hostile input costs a bounded answer, and the cap never changes which come first.
+LOTS = 10**9
+
+
+def refusal(schema, records, cap):
+    """(problems listed, total) of the ValidationFailed raised with `max_problems=cap`; None if valid."""
+    try:
+        validate_records(schema, records, max_problems=cap)
+    except ValidationFailed as failure:
+        return failure.problems, failure.total
+    return None
+
+
+@st.composite
+def flawed_batches(draw):
+    records = draw(st.lists(valid_records(), min_size=1, max_size=12))
+    for i in range(len(records)):
+        for _ in range(draw(st.integers(0, 3))):
+            feature, how, _ = draw(st.sampled_from(CORRUPTIONS))
+            records[i] = (
+                corrupt(records[i], feature, how) if feature in records[i] or how != "drop" else records[i]
+            )
+        if draw(st.booleans()):
+            records[i] = {**records[i], **{f"unknown_{k}": k for k in range(draw(st.integers(0, 4)))}}
+        if draw(st.integers(0, 9)) == 0:
+            records[i] = draw(st.sampled_from([3, "text", None, [1.0]]))
+    return records
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(flawed_batches(), st.integers(1, 12))
+def test_a_capped_list_is_the_head_of_the_full_list_and_the_total_is_exact(records, cap):
+    full, capped = refusal(SCHEMA, records, LOTS), refusal(SCHEMA, records, cap)
+    if full is None:
+        assert capped is None
+    else:
+        assert capped == (full[0][:cap], len(full[0]))
+        assert full[1] == len(full[0])
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "a": st.sampled_from([-10.0, 0.0, 2.0, 3.0, 10.0, "bad"]),
+                "b": st.sampled_from([-10.0, 0.0, 3.0, 10.0, None]),
+                "c": st.integers(-10, 10),
+            }
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(1, 8),
+)
+def test_rule_problems_take_their_place_in_a_capped_list(records, cap):
+    full, capped = refusal(RULED, records, LOTS), refusal(RULED, records, cap)
+    if full is None:
+        assert capped is None
+    else:
+        assert capped == (full[0][:cap], len(full[0]))
+
+
+def test_a_flood_of_unknown_keys_lists_100_and_counts_them_all():
+    record = {"x": 1.0, "y": 2.0, "n": 3, "flag": True, "colour": "red"}
+    flood = {**record, **{f"k{i}": i for i in range(100_000)}}
+    with pytest.raises(ValidationFailed) as caught:
+        validate_record(SCHEMA, flood)
+    assert len(caught.value.problems) == 100
+    assert caught.value.total == 100_000
+    assert [p.loc for p in caught.value.problems[:2]] == [(0, "k0"), (0, "k1")]
+    assert str(caught.value).startswith("100000 problems in the input:")
+    assert "... and 99980 more (see .problems and .total)" in str(caught.value)
+
+
+def test_many_bad_records_are_capped_too():
+    with pytest.raises(ValidationFailed) as caught:
+        validate_records(SCHEMA, [{"x": "a", "y": "b"}] * 1000)
+    assert len(caught.value.problems) == 100
+    assert caught.value.total == 1000 * 5  # x, y wrong; n, flag, colour missing
+    assert caught.value.problems[-1].loc == (19, "colour")
+
+
+def test_column_problems_are_capped():
+    columns = {f"c{i}": [1.0] for i in range(500)}
+    with pytest.raises(ValidationFailed) as caught:
+        validate_columns(SCHEMA, columns, max_problems=10)
+    assert [p.loc for p in caught.value.problems] == [(f"c{i}",) for i in range(10)]
+    assert caught.value.total == 500 + 5  # and every feature's column is missing

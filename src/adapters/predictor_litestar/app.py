@@ -11,11 +11,15 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import State
 
-from predictor_core import ModelLifecycle, ModelRegistry, PredictionService
+from predictor_core import AccessControl, ModelLifecycle, ModelMonitor, ModelRegistry, PredictionService
+from predictor_litestar.access import ACCESS, rate_limit_headers
 from predictor_litestar.dependencies import dependencies
 from predictor_litestar.docs import assets_router, openapi_config
-from predictor_litestar.openapi import document_bodies
+from predictor_litestar.headers import cors_config, security_headers
+from predictor_litestar.observability import Observability
+from predictor_litestar.openapi import document_access, document_bodies
 from predictor_litestar.options import ApiOptions
 from predictor_litestar.problems import exception_handlers
 from predictor_litestar.routes import ROUTERS
@@ -31,7 +35,10 @@ def create_app(
     options: ApiOptions | None = None,
     *,
     lifecycle: ModelLifecycle | None = None,
+    access: AccessControl | None = None,
+    monitor: ModelMonitor | None = None,
     lifespan: Sequence[Lifespan] = (),
+    observability: Observability | None = None,
 ) -> Litestar:
     """The HTTP API over the prediction use case and the model registry; loads no model itself.
 
@@ -41,17 +48,28 @@ def create_app(
             document the examples.
         options: limits and facts for the HTTP layer.
         lifecycle: model aliases and their history; None when nothing is recorded.
+        access: API keys, scopes and rate limits; None turns auth off (every route open, no key recorded).
+        monitor: drift and live quality from the audit trail; None when nothing is recorded.
         lifespan: context managers run around the server's life (e.g. the wiring that opens the store).
+        observability: request ids, the in-flight bound, `/metrics` and request logs; the same object
+            should observe `service` (a fresh one, unbounded, when None).
     """
     options = options or ApiOptions()
+    observability = observability or Observability()
+    observability.track(models)
     app = Litestar(
-        route_handlers=[*ROUTERS, assets_router()],
-        dependencies=dependencies(service, models, options, lifecycle),
+        route_handlers=[*ROUTERS, assets_router(), observability.route()],
+        dependencies=dependencies(service, models, options, lifecycle, access, monitor),
+        state=State({ACCESS: access}),
+        before_send=[rate_limit_headers, security_headers],
+        cors_config=cors_config(options.cors_origins),
         exception_handlers=exception_handlers,
         request_max_body_size=options.max_body_bytes,
-        lifespan=list(lifespan),
+        lifespan=[*lifespan, observability.lifespan],
         debug=False,
         openapi_config=openapi_config(options),
     )
     document_bodies(app, models.resolve(), models.catalogue(), options)
+    document_access(app)
+    app.asgi_handler = observability.wrap(app.asgi_handler)  # outside routing: sees every request
     return app

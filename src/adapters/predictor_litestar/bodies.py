@@ -2,14 +2,17 @@
 
 Litestar's own body parsing converts leniently ("1.5" becomes 1.5), lets any Content-Type through and
 answers 500 to deeply nested JSON; so handlers take the raw request and call `read_json`, which checks
-the media type, lets Litestar enforce the size limit (413), and decodes strictly. Feature values stay
-`Any`: they reach the domain validator exactly as the client sent them and are judged there.
+the media type and the content coding (identity only: 415 otherwise), lets Litestar enforce the size
+limit (413), and decodes strictly: an object that repeats a key is refused (400, naming the key and
+where; see `predictor_litestar.jsonkeys`), where msgspec would silently keep its last value. Feature
+values stay `Any`: they reach the domain validator exactly as the client sent them and are judged there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import uuid
 from typing import Any, TypeVar
 
@@ -26,8 +29,13 @@ from predictor_core import (
     PredictionRecord,
     RegressionPrediction,
 )
+from predictor_litestar.jsonkeys import dict_keys, repeated_key
+from predictor_litestar.problems import ProblemDetail
+from predictor_litestar.tracing import timed
 
 __all__ = [
+    "MAX_REQUEST_ID",
+    "AliasTarget",
     "BatchBody",
     "BatchPredictions",
     "FeaturesBody",
@@ -35,12 +43,27 @@ __all__ = [
     "FeedbackRecorded",
     "PredictionBody",
     "RecordedPrediction",
+    "check_encoding",
+    "checked_request_id",
     "media_type",
     "prediction_body",
     "read_json",
+    "refusal",
 ]
 
 T = TypeVar("T")
+
+MAX_REQUEST_ID = 128
+"""Longest request id kept with a prediction (`X-Request-ID`, the v2 `id`): the column's width."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+"""A `\\uD800`-`\\uDFFF` escape that is not half of a surrogate pair: no Unicode character."""
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
+"""Magic numbers of compressed data, for the message when such a body comes without Content-Encoding."""
+_ACCEPT_IDENTITY = {"Accept-Encoding": "identity"}
 
 
 class FeaturesBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -48,17 +71,31 @@ class FeaturesBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     features: dict[str, Any]
 
+    def keys_decoded(self) -> int:
+        """Object keys kept by the decoder (see `predictor_litestar.jsonkeys`)."""
+        return 1 + len(self.features)
+
 
 class BatchBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`POST /predict/batch`: records in order; each is judged by the validator, not here."""
 
     records: list[Any]
 
+    def keys_decoded(self) -> int:
+        """Object keys kept by the decoder (see `predictor_litestar.jsonkeys`)."""
+        return 1 + dict_keys(self.records)
+
 
 class FeedbackBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`POST /predictions/{id}/feedback`: the ground truth (a class label, or a number for regression)."""
 
     actual: Any
+
+
+class AliasTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`PUT /models/{name}/aliases/{alias}`: the version the alias is to name."""
+
+    version: str
 
 
 class _Answer(msgspec.Struct, frozen=True, kw_only=True, tag_field="task"):
@@ -99,6 +136,8 @@ class RecordedPrediction(msgspec.Struct, frozen=True, kw_only=True):
     created_at: dt.datetime
     latency_ms: float
     request_id: str | None = None
+    key_id: str | None = None
+    """The API key that asked (its public id); null when the call needed no key."""
 
     @classmethod
     def of(cls, record: PredictionRecord) -> RecordedPrediction:
@@ -109,6 +148,7 @@ class RecordedPrediction(msgspec.Struct, frozen=True, kw_only=True):
             created_at=record.created_at,
             latency_ms=record.latency_ms,
             request_id=record.request_id,
+            key_id=record.key_id,
         )
 
 
@@ -156,30 +196,125 @@ async def read_json(request: Request[Any, Any, Any], decoder: msgspec.json.Decod
     """Decode the body strictly into the decoder's type.
 
     Raises:
-        HTTPException: 415 unless the body is `application/json`; 413 over the size limit (Litestar);
-            400 for malformed JSON, a wrong body shape or nesting too deep to parse.
+        HTTPException: 415 unless the body is uncompressed `application/json`; 413 over the size limit
+            (Litestar); 400 for malformed JSON, a repeated key, a wrong body shape or nesting too deep.
     """
+    check_encoding(request)
     kind = media_type(request)
     if kind != "application/json":
         shown = f"{kind!r}" if kind else "no Content-Type"
         raise HTTPException(status_code=415, detail=f"expected Content-Type application/json, got {shown}")
-    return decode(await request.body(), decoder)
+    body = await request.body()
+    with timed("decode"):
+        return decode(body, decoder)
 
 
 def decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
-    """Strict decoding with every failure turned into a 400 that says where the body is wrong.
+    """Strict decoding with every failure turned into a 4xx that says where the body is wrong.
 
     A number beyond float range (1e400) is valid JSON: it is retried as infinity so that the domain
-    validator, not the envelope, refuses it with its location and the `not_finite` code.
+    validator, not the envelope, refuses it with its location and the `not_finite` code. An object that
+    repeats a key is refused, naming the key and the object.
     """
     try:
-        return decoder.decode(body)
+        value = decoder.decode(body)
     except msgspec.ValidationError as exc:
         if "Number out of range" in str(exc) and decoder.float_hook is None:
             retry: msgspec.json.Decoder[T] = _with_infinities(decoder.type)  # type: ignore[arg-type]
             return decode(body, retry)
         raise ClientException(f"wrong body shape: {exc}") from None
     except msgspec.DecodeError as exc:
-        raise ClientException(f"malformed JSON: {exc}") from None
+        raise _malformed(body, exc) from None
     except RecursionError:
         raise ClientException("malformed JSON: nested too deeply") from None
+    try:
+        repeated = repeated_key(body, value)
+    except RecursionError:
+        raise ClientException("malformed JSON: nested too deeply") from None
+    if repeated is not None:
+        path, key = repeated
+        detail = (
+            f"duplicate key {_quoted(key)} in the object at {_json_path(path)}: "
+            "a key may appear only once in an object"
+        )
+        raise refusal(detail, loc=[*path, key], code="duplicate_key")
+    return value
+
+
+def check_encoding(request: Request[Any, Any, Any]) -> None:
+    """Refuse a body sent with a content coding (gzip...): bodies are read as sent, never inflated.
+
+    Raises:
+        HTTPException: 415 with `Accept-Encoding: identity` (RFC 9110, 15.5.16).
+    """
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise HTTPException(
+            status_code=415,
+            detail=f"Content-Encoding {coding[:40]!r} is not accepted: send the body uncompressed",
+            headers=_ACCEPT_IDENTITY,
+        )
+
+
+def checked_request_id(value: str | None, *, name: str, loc: list[int | str]) -> str | None:
+    """A client's request id as kept with its predictions; empty means none.
+
+    Raises:
+        HTTPException: 400 naming `name` when it is longer than `MAX_REQUEST_ID` or holds a control
+            character (NUL cannot be stored, and the others have no place in a log or a trace).
+    """
+    if not value:
+        return None
+    if len(value) > MAX_REQUEST_ID:
+        detail = f"{name} is {len(value)} characters long; at most {MAX_REQUEST_ID} are accepted"
+        raise refusal(detail, loc=loc, code="too_long", value=f"{value[:40]}…")
+    control = _CONTROL.search(value)
+    if control is not None:
+        detail = (
+            f"{name} holds the control character U+{ord(control.group()):04X} at position "
+            f"{control.start()}; a request id is printable text"
+        )
+        raise refusal(detail, loc=loc, code="control_character")
+    return value
+
+
+def refusal(detail: str, *, loc: list[int | str], code: str, value: Any = None) -> HTTPException:
+    """A 400 that also says where in the request, in the `errors` form of a 422 (`loc`, `code`, `msg`)."""
+    return ClientException(detail=detail, extra=[ProblemDetail(loc=loc, code=code, msg=detail, value=value)])
+
+
+def _malformed(body: bytes, exc: msgspec.DecodeError) -> HTTPException:
+    """The clearest answer to a body msgspec cannot read: compressed data, a lone surrogate, or its word."""
+    for magic, coding in _COMPRESSED.items():
+        if body.startswith(magic):
+            return HTTPException(
+                status_code=415,
+                detail=f"the body is {coding}-compressed: compressed bodies are not accepted, send it as is",
+                headers=_ACCEPT_IDENTITY,
+            )
+    surrogate = _LONE_SURROGATE.search(body)
+    if surrogate is not None:
+        return ClientException(
+            f"malformed JSON: the escape {surrogate.group().decode()} at byte {surrogate.start()} is half "
+            "of a UTF-16 surrogate pair without its other half, which is no character; send the text "
+            "as UTF-8, or escape a character beyond U+FFFF as a pair (\\ud83d\\ude00)"
+        )
+    return ClientException(f"malformed JSON: {exc}")
+
+
+def _quoted(key: str) -> str:
+    text = msgspec.json.encode(key).decode()
+    return text if len(text) <= 82 else f'{text[:80]}…"'
+
+
+def _json_path(path: list[int | str]) -> str:
+    """`$.records[3]`: where an object is in the body, in the notation of msgspec's own messages."""
+    parts = ["$"]
+    for part in path:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part.isidentifier():
+            parts.append(f".{part}")
+        else:
+            parts.append(f"[{_quoted(part)}]")
+    return "".join(parts)

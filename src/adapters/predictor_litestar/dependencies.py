@@ -10,27 +10,38 @@ from typing import Any, TypeAlias
 
 from litestar.di import NamedDependency, Provide
 
-from predictor_core import ModelLifecycle, ModelRegistry, PredictionService
+from predictor_core import AccessControl, ModelLifecycle, ModelMonitor, ModelRegistry, PredictionService
 from predictor_litestar.options import ApiOptions
 
-__all__ = ["Lifecycle", "Models", "Options", "Service", "dependencies"]
+__all__ = ["Access", "Lifecycle", "Models", "Monitor", "Options", "Service", "dependencies"]
 
 Service: TypeAlias = NamedDependency[PredictionService]
 Models: TypeAlias = NamedDependency[ModelRegistry]
 Options: TypeAlias = NamedDependency[ApiOptions]
 Lifecycle: TypeAlias = NamedDependency[ModelLifecycle | None]
 """None when the server records nothing: aliases live in the database."""
+Access: TypeAlias = NamedDependency[AccessControl | None]
+"""None when auth is off (a server on loopback): every route is open."""
+Monitor: TypeAlias = NamedDependency[ModelMonitor | None]
+"""Drift and live quality; None when the server records nothing."""
 
 
 def dependencies(
-    service: PredictionService, models: ModelRegistry, options: ApiOptions, lifecycle: ModelLifecycle | None
+    service: PredictionService,
+    models: ModelRegistry,
+    options: ApiOptions,
+    lifecycle: ModelLifecycle | None,
+    access: AccessControl | None = None,
+    monitor: ModelMonitor | None = None,
 ) -> dict[str, Provide]:
-    """The app-level providers of `service`, `models`, `options` and `lifecycle`."""
+    """The app-level providers of `service`, `models`, `options`, `lifecycle` and `access`."""
     return {
         "service": _constant(service),
         "models": _constant(models),
         "options": _constant(options),
         "lifecycle": _constant(lifecycle),
+        "access": _constant(access),
+        "monitor": _constant(monitor),
     }
 
 

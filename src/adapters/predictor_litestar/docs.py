@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Request, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from predictor_litestar.options import ApiOptions
@@ -52,6 +53,23 @@ def _with_policy(page: bytes) -> bytes:
     return page.replace(b"<head>", b"<head>" + _POLICY_META, 1)
 
 
+_SCHEMES: dict[str, Any] = {
+    "bearer": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        bearer_format="pk_<id>_<secret>",
+        description="An API key from `predictor keys create`, as `Authorization: Bearer <key>`.",
+    ),
+    "apiKey": SecurityScheme(
+        type="apiKey",
+        name="X-API-Key",
+        security_scheme_in="header",
+        description="The same key, as `X-API-Key: <key>`.",
+    ),
+}
+"""How a key is sent; the operations that need one name these (`openapi.document_access`)."""
+
+
 def openapi_config(options: ApiOptions) -> OpenAPIConfig:
     """The OpenAPI document and its two pages, rendered with the shipped assets only."""
     return OpenAPIConfig(
@@ -59,6 +77,7 @@ def openapi_config(options: ApiOptions) -> OpenAPIConfig:
         version=options.version,
         description="Predictions from tabular models served through ONNX, every one recorded.",
         path=DOCS,
+        components=Components(security_schemes=_SCHEMES),
         render_plugins=[
             _Swagger(
                 path="/",

@@ -1,8 +1,10 @@
-"""OpenAPI pieces Litestar cannot infer: request bodies read by hand, and the error answers of each route.
+"""OpenAPI pieces Litestar cannot infer: request bodies read by hand, the error answers of each route, keys.
 
 Handlers read their body with `bodies.read_json` (strict), so Litestar sees no `data` parameter. Each one
 names its body in `opt["body"]`, and `document_bodies` declares it in the app's generated document, with
 examples built from the served models' bundles so that "Try it out" works as it stands, for every model.
+`document_access` marks the routes that need an API key (and which scope) with the security schemes that
+`docs.openapi_config` declares, so Swagger UI's "Authorize" button sends the key.
 """
 
 from __future__ import annotations
@@ -28,18 +30,35 @@ from predictor_core import (
     TaskOutputs,
     build_predictions,
 )
+from predictor_litestar.access import needed_scope
 from predictor_litestar.bodies import prediction_body
 from predictor_litestar.options import ApiOptions
 from predictor_litestar.problems import BODY, PROBLEM_JSON, ProblemBody
 from predictor_litestar.tensors import infer_example
 
-__all__ = ["MAX_EXAMPLES", "LiteralExample", "document_bodies", "errors"]
+__all__ = [
+    "DENIALS",
+    "MAX_EXAMPLES",
+    "SECURITY",
+    "LiteralExample",
+    "document_access",
+    "document_bodies",
+    "errors",
+]
 
 MAX_EXAMPLES = 50
 """Most named examples on one route (one per model, or per model version): the page embeds them all."""
 
+DENIALS = (401, 403, 429)
+"""The answers of every route that needs an API key (when auth is on)."""
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+"""Either scheme of `docs.openapi_config`: `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
 _WHY = {
     400: "Malformed JSON, or a body of the wrong shape",
+    401: "No API key, or one that is malformed, unknown, wrong or revoked (`WWW-Authenticate` says so)",
+    403: "The API key lacks the scope this route needs",
+    429: "The API key is over its rate limit: retry after `Retry-After` seconds (`RateLimit-Policy` and "
+    "`RateLimit` give the quota, what remains and when the bucket is full again)",
     404: "Unknown model, version or prediction id",
     409: "The model version is recorded with another ONNX file: a changed model needs a new version",
     413: "Body over the size limit, or a batch over the record limit",
@@ -49,6 +68,17 @@ _WHY = {
 }
 _EXAMPLES: dict[int, dict[str, Any]] = {
     400: {"title": "Bad request", "status": 400, "detail": "malformed JSON: Input data was truncated"},
+    401: {"title": "Unauthorized", "status": 401, "detail": "the API key is not valid"},
+    403: {
+        "title": "Forbidden",
+        "status": 403,
+        "detail": "key 3f9a1c2b7d04 may not do this: it needs the 'admin' scope, the key has predict, read",
+    },
+    429: {
+        "title": "Too many requests",
+        "status": 429,
+        "detail": "key 3f9a1c2b7d04 is limited to 50/s (burst 100); retry after 0.02 s",
+    },
     404: {
         "title": "Not found",
         "status": 404,
@@ -114,18 +144,42 @@ _ACTUAL: dict[str, Any] = {
 }
 
 
-def errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """The documented error answers (RFC 9457 problem details) for a route."""
-    return {
-        status: ResponseSpec(
+def errors(
+    *statuses: int, said: dict[int, tuple[str, dict[str, Any]]] | None = None
+) -> dict[int, ResponseSpec]:
+    """The documented error answers (RFC 9457 problem details) for a route.
+
+    `said` replaces the description and example of some statuses, for a route whose 409 (say) means
+    something of its own.
+    """
+    own = said or {}
+    specs = {}
+    for status in statuses:
+        why, example = own.get(status, (_WHY[status], _EXAMPLES[status]))
+        specs[status] = ResponseSpec(
             data_container=ProblemBody,
             generate_examples=False,
-            description=_WHY[status],
+            description=why,
             media_type=PROBLEM_JSON,
-            examples=[Example(summary=_EXAMPLES[status]["title"], value=_EXAMPLES[status])],
+            examples=[Example(summary=example["title"], value=example)],
         )
-        for status in statuses
-    }
+    return specs
+
+
+def document_access(app: Litestar) -> None:
+    """Mark every operation that needs an API key with the key's schemes and say which scope it needs."""
+    paths = app.openapi_schema.paths or {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or route.path_format not in paths:
+            continue
+        for method, (handler, _) in route.route_handler_map.items():
+            operation = getattr(paths[route.path_format], method.lower(), None)
+            scope = needed_scope(handler)
+            if operation is None or scope is None:
+                continue
+            operation.security = list(SECURITY)
+            said = f"Needs an API key with the `{scope.value}` scope (when auth is on)."
+            operation.description = f"{operation.description}\n\n{said}" if operation.description else said
 
 
 def document_bodies(
@@ -222,6 +276,13 @@ def _actual(targets: dict[str, _Target], _: ModelManifest, __: ApiOptions, ___: 
     return _json(_ACTUAL, examples, "The ground truth observed later.")
 
 
+def _version(targets: dict[str, _Target], _: ModelManifest, __: ApiOptions, ___: bool) -> RequestBody:
+    examples = {key: t.example({"version": t.manifest.version}) for key, t in targets.items()}
+    return _json(
+        _TARGET, examples, "The version the alias is to name (checked against its golden set first)."
+    )
+
+
 def _inputs(targets: dict[str, _Target], _: ModelManifest, __: ApiOptions, ___: bool) -> RequestBody:
     schema = {"type": "object", "required": ["inputs"], "properties": {"inputs": {"type": "array"}}}
     described = "An OIP inference request (JSON form; the binary tensor extension is accepted too)."
@@ -229,7 +290,21 @@ def _inputs(targets: dict[str, _Target], _: ModelManifest, __: ApiOptions, ___: 
     return _json(schema, examples, described)
 
 
-_BODIES = {"features": _features, "records": _records, "actual": _actual, "inputs": _inputs}
+_BODIES = {
+    "features": _features,
+    "records": _records,
+    "actual": _actual,
+    "inputs": _inputs,
+    "version": _version,
+}
+
+
+_TARGET: dict[str, Any] = {
+    "type": "object",
+    "properties": {"version": {"type": "string", "minLength": 1, "maxLength": 100}},
+    "required": ["version"],
+    "additionalProperties": False,
+}
 
 
 def _two_records(manifest: ModelManifest) -> list[dict[str, Any]]:
@@ -293,6 +368,7 @@ _ANSWERS: dict[str, Callable[[ModelManifest], Example | None]] = {
     "records": _batch_answer,
     "actual": lambda _: None,
     "inputs": lambda _: None,
+    "version": lambda _: None,
 }
 _EXAMPLE_IDS = [
     uuid.UUID("019ab2c4-5e6f-7a81-9b2c-3d4e5f607182"),

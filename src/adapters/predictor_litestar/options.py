@@ -18,6 +18,8 @@ class ApiOptions:
     """Largest request body read; larger gets 413."""
     database: str = ""
     """The database URL with its password hidden, shown on /health."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins whose browser pages may call the API (CORS); empty: none, CORS is off."""
     title: str = "predictor-core"
     version: str = field(default_factory=lambda: metadata.version("predictor-core"))
     """Shown in the OpenAPI document: the installed release, never a copy of it."""

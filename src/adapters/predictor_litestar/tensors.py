@@ -17,7 +17,7 @@ import numpy as np
 from litestar.exceptions import ClientException
 
 from predictor_core import FeatureKind, FeatureSchema
-from predictor_litestar.bodies import decode
+from predictor_litestar.bodies import checked_request_id, decode
 
 __all__ = [
     "DATATYPES",
@@ -60,6 +60,9 @@ class RequestedOutput(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     parameters: dict[str, Any] | None = None
 
+    def keys_decoded(self) -> int:
+        return 1 + _members(self.parameters)
+
 
 class InferInput(msgspec.Struct, frozen=True, kw_only=True):
     name: str
@@ -69,12 +72,31 @@ class InferInput(msgspec.Struct, frozen=True, kw_only=True):
     """Row-major values, flat or nested; absent when the tensor is sent as binary data."""
     parameters: dict[str, Any] | None = None
 
+    def keys_decoded(self) -> int:
+        return 3 + (self.data is not None) + _members(self.parameters)
+
 
 class InferRequest(msgspec.Struct, frozen=True, kw_only=True):
     inputs: list[InferInput]
     id: str | None = None
     parameters: dict[str, Any] | None = None
     outputs: list[RequestedOutput] | None = None
+
+    def keys_decoded(self) -> int:
+        """Object keys kept by the decoder, a lower bound of those sent (`predictor_litestar.jsonkeys`).
+
+        Objects inside tensor data are not counted (they are never valid there).
+        """
+        count = 1 + (self.id is not None) + _members(self.parameters)
+        count += sum(tensor.keys_decoded() for tensor in self.inputs)
+        if self.outputs is not None:
+            count += 1 + sum(output.keys_decoded() for output in self.outputs)
+        return count
+
+
+def _members(parameters: dict[str, Any] | None) -> int:
+    """Keys of an optional `parameters` object, itself a member when present."""
+    return 0 if parameters is None else 1 + len(parameters)
 
 
 class InferOutput(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -99,7 +121,7 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest,
     """The request and each input's values as a flat list (NaN in binary float tensors becomes None).
 
     Raises:
-        ClientException: 400 naming the input and what is wrong with it.
+        ClientException: 400 naming the input and what is wrong with it (or the `id`, a repeated key).
     """
     size = len(body)
     if header_length is not None:
@@ -112,6 +134,7 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[InferRequest,
                 f"Inference-Header-Content-Length {size} is outside the body ({len(body)} bytes)"
             )
     request = decode(body[:size], _REQUEST)
+    checked_request_id(request.id, name="id", loc=["id"])  # kept with the predictions: a varchar(128)
     binary = memoryview(body)[size:]
     values: dict[str, list[Any]] = {}
     offset = 0

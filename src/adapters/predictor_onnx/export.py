@@ -43,12 +43,21 @@ from predictor_core import (
     validate_columns,
 )
 from predictor_core.bundle import EvaluationSummary, ParitySummary
+from predictor_core.drift import (
+    OUTPUT_LABEL,
+    OUTPUT_PROBABILITY,
+    OUTPUT_VALUE,
+    Profile,
+    TrainingProfile,
+    profile_categories,
+    profile_numbers,
+)
 from predictor_onnx.convert import ExportRefused, convert_pipeline, final_estimator, steps
 from predictor_onnx.infer_schema import as_frame, column_values, infer_schema
 from predictor_onnx.parity import ParityReport, check_parity
 from predictor_onnx.runtime import OnnxRuntime
 
-__all__ = ["Evaluation", "Export", "ExportRefused", "export_bundle", "training_summary"]
+__all__ = ["Evaluation", "Export", "ExportRefused", "export_bundle", "output_profiles", "training_summary"]
 
 _QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 
@@ -198,7 +207,15 @@ def export_bundle(
             max_abs_diff=report.max_abs_diff,
             tolerance=report.tolerance,
         ),
-        training=training_summary(schema, train, y_train, getattr(y_train, "name", None)),
+        training=training_summary(
+            schema,
+            train,
+            y_train,
+            getattr(y_train, "name", None),
+            outputs=_rows_of(onnx_out, slice(0, len(train))),
+            classes=classes,
+            positive_class=positive_class,
+        ),
         golden=golden_set(batch, onnx_out),
     )
     step("writing")
@@ -335,16 +352,37 @@ def _metrics(
 
 
 def training_summary(
-    schema: FeatureSchema, frame: pd.DataFrame, target: Iterable[Any], target_name: Any
+    schema: FeatureSchema,
+    frame: pd.DataFrame,
+    target: Iterable[Any],
+    target_name: Any,
+    *,
+    outputs: TaskOutputs | None = None,
+    classes: Sequence[Label] | None = None,
+    positive_class: Label | None = None,
 ) -> TrainingSummary:
-    """Per-feature statistics (count, missing, moments, quantiles or category counts) and a fingerprint."""
+    """Per-feature statistics (count, missing, moments, quantiles or category counts) and a fingerprint.
+
+    With the graph's `outputs` for the same rows, also the training profile drift is measured against:
+    every feature and output binned (see `predictor_core.drift`).
+    """
     stats: dict[str, FeatureStats] = {}
     canonical: dict[str, list[Any]] = {}
+    profiles: dict[str, Profile] = {}
     for feature in schema.features:
         values = column_values(frame[feature.name])
         canonical[feature.name] = values
         present = [v for v in values if v is not None]
         missing = len(values) - len(present)
+        if feature.kind in (FeatureKind.CATEGORY, FeatureKind.BOOLEAN):
+            profiles[feature.name] = profile_categories(
+                [_python(v) for v in values],
+                feature.categories or (("false", "true") if feature.kind is FeatureKind.BOOLEAN else ()),
+            )
+        else:
+            profiles[feature.name] = profile_numbers(
+                np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+            )
         if feature.kind is FeatureKind.CATEGORY:
             counts = pd.Series(present, dtype=object).value_counts()
             stats[feature.name] = FeatureStats(
@@ -373,7 +411,26 @@ def training_summary(
         fingerprint=fingerprint,
         features=stats,
         target=None if target_name is None else str(target_name),
+        profile=None
+        if outputs is None
+        else TrainingProfile(features=profiles, outputs=output_profiles(outputs, classes, positive_class)),
     )
+
+
+def output_profiles(
+    outputs: TaskOutputs, classes: Sequence[Label] | None, positive_class: Label | None
+) -> dict[str, Profile]:
+    """The training distribution of the graph's answers: label (and positive-class probability), or value."""
+    if isinstance(outputs, RegressorOutputs):
+        return {OUTPUT_VALUE: profile_numbers(outputs.values.astype(np.float64))}
+    assert isinstance(outputs, ClassifierOutputs)
+    labels = [str(_python(v)) for v in outputs.labels.tolist()]
+    found: dict[str, Profile] = {OUTPUT_LABEL: profile_categories(labels, [str(c) for c in classes or ()])}
+    if positive_class is not None and classes is not None and len(classes) == 2:
+        column = list(classes).index(positive_class)
+        probability = outputs.probabilities[:, column].astype(np.float64)
+        found[OUTPUT_PROBABILITY] = profile_numbers(probability)
+    return found
 
 
 def _python(value: Any) -> Any:

@@ -6,7 +6,9 @@
   first ones into crashes, so one classifier walks the whole cause chain.
 - A unique key violated (a prediction id recorded twice) becomes DuplicatePrediction.
 - Any other refusal by the database (a CHECK, a value too long) becomes StoreRejected, whose message
-  carries the database's reason but never the SQL parameters (they hold the features).
+  carries the database's reason but never the SQL parameters (they hold the features). Nor does the
+  chained SQLAlchemy error: the engine hides parameters (`create_engine(hide_parameters=True)`), so a
+  traceback of a failed statement logged anywhere shows the statement, not the values.
 Exceptions that are not database errors (bugs) propagate unchanged.
 """
 

@@ -93,6 +93,7 @@ def create_engine(
         connect_args=connect_args,
         json_serializer=_json_dumps,
         json_deserializer=msgspec.json.decode,
+        hide_parameters=True,  # a failed statement's text (logs, tracebacks) never carries the features
     )
     if backend == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -237,6 +238,7 @@ class SqlPredictionStore:
                         "model_version_id": model_ids[r.prediction.model],
                         "features": r.features,
                         "request_id": r.request_id,
+                        "key_id": r.key_id,
                         "created_at": _utc(r.created_at),
                     }
                     for r in records
@@ -305,6 +307,7 @@ class SqlPredictionStore:
             created_at=_utc(row.created_at),
             latency_ms=row.latency_ms,
             request_id=row.request_id,
+            key_id=row.key_id,
         )
 
     async def get_model(self, name: str, version: str, /) -> ModelManifest:
@@ -338,6 +341,7 @@ class SqlPredictionStore:
                     prediction_feedback.insert().values(
                         prediction_id=feedback.prediction_id,
                         received_at=_utc(feedback.received_at),
+                        key_id=feedback.key_id,
                         **values,
                     )
                 )

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.schema import SchemaItem
 
 __all__ = [
+    "api_keys",
     "dataset_rows",
     "metadata",
     "model_alias_history",
@@ -34,6 +35,7 @@ NAME_LENGTH = 100
 LABEL_LENGTH = 200
 REQUEST_ID_LENGTH = 128
 CHANGED_BY_LENGTH = 200
+KEY_ID_LENGTH = 32
 
 JSONB = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 """jsonb on PostgreSQL (indexable, compact), JSON text on SQLite; Python None is SQL NULL."""
@@ -69,6 +71,34 @@ model_versions = sa.Table(
     comment="Every model version that ever answered, with its full manifest.",
 )
 
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column(
+        "id", sa.String(KEY_ID_LENGTH), primary_key=True, comment="public: the <id> of pk_<id>_<secret>"
+    ),
+    sa.Column("name", sa.String(NAME_LENGTH), nullable=False, unique=True),
+    sa.Column(
+        "secret_sha256", sa.String(64), nullable=False, comment="SHA-256 of the secret, never the secret"
+    ),
+    sa.Column(
+        "scopes", sa.String(100), nullable=False, comment="comma-separated: predict, read, feedback, admin"
+    ),
+    sa.Column("rate", sa.Integer, comment="requests per rate_window_s; NULL: not rate limited"),
+    sa.Column("rate_window_s", sa.Integer),
+    sa.Column("burst", sa.Integer, comment="requests at once after an idle spell (the token bucket's size)"),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("revoked_at", TIMESTAMP, comment="NULL: active; set once by `predictor keys revoke`"),
+    sa.CheckConstraint("length(secret_sha256) = 64", name="secret_sha256"),
+    sa.CheckConstraint("scopes <> ''", name="scopes"),
+    sa.CheckConstraint(
+        "(rate IS NULL AND rate_window_s IS NULL AND burst IS NULL)"
+        " OR (rate >= 1 AND rate_window_s >= 1 AND burst >= 1)",
+        name="rate",
+    ),
+    comment="API keys: who may call the HTTP API, with which scopes and rate limit. Never deleted.",
+)
+
 model_inputs = sa.Table(
     "model_inputs",
     metadata,
@@ -76,9 +106,13 @@ model_inputs = sa.Table(
     sa.Column("model_version_id", sa.Integer, sa.ForeignKey(model_versions.c.id), nullable=False),
     sa.Column("features", JSONB, nullable=False, comment="validated features as sent"),
     sa.Column("request_id", sa.String(REQUEST_ID_LENGTH)),
+    sa.Column(
+        "key_id", sa.String(KEY_ID_LENGTH), sa.ForeignKey(api_keys.c.id), comment="the API key that asked"
+    ),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Index(None, "created_at", postgresql_using="brin"),
-    sa.Index(None, "model_version_id", "created_at"),
+    # the prediction id rides along so a drift window joins model_outputs from the index alone (0004)
+    sa.Index(None, "model_version_id", "created_at", postgresql_include=["prediction_id"]),
     sa.Index(None, "request_id"),
     comment="One row per predicted record: what the model was given.",
 )
@@ -127,6 +161,12 @@ prediction_feedback = sa.Table(
     sa.Column("actual_is_int", sa.Boolean),
     sa.Column("actual_value", sa.Double),
     sa.Column("received_at", TIMESTAMP, nullable=False),
+    sa.Column(
+        "key_id",
+        sa.String(KEY_ID_LENGTH),
+        sa.ForeignKey(api_keys.c.id),
+        comment="the API key that reported it",
+    ),
     sa.CheckConstraint(
         "(actual_label IS NOT NULL AND actual_is_int IS NOT NULL AND actual_value IS NULL)"
         " OR (actual_label IS NULL AND actual_is_int IS NULL AND actual_value IS NOT NULL)",

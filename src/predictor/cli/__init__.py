@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from predictor.cli import db, export, models, rollout, serve
+from predictor.cli import db, export, keys, models, monitor, rollout, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,6 +13,6 @@ def main() -> None:
     """Serve, query and retrain tabular models exported to ONNX, with a PostgreSQL audit trail."""
 
 
-for _module in (models, rollout, db, serve, export):
+for _module in (models, rollout, db, serve, keys, export, monitor):
     for _command in _module.commands:
         main.add_command(_command)

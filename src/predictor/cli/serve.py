@@ -2,14 +2,26 @@
 
 uvicorn over granian: with Litestar + onnxruntime on this 2-core class of machine the peer benchmark
 measured 4,238 vs 2,787 req/s at concurrency 1 and a tie at 16 and 64 (shared/bench/RESULTS.md).
+
+Stopping: SIGTERM drains (readiness 503 "draining", no new connections, the requests in flight finish
+within `drain_timeout`, everything pending is committed: `Wiring.lifespan`), then the command exits 0
+with its temporary files removed. With `--workers N` the workers count their metrics in a private
+directory made here before they start (prometheus_client's multiprocess mode) and removed at exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import math
 import os
-from typing import TYPE_CHECKING, Any
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -70,11 +82,15 @@ def serve(
     except PredictorError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
     where = settings.redacted_database_url() if settings.record else "recording off"
+    keys = "API keys required" if settings.auth_required else "no API keys (loopback)"
     click.echo(
-        f"predictor: model {settings.model!r}, database {where}, docs http://{settings.host}:{settings.port}/docs"
+        f"predictor: model {settings.model!r}, database {where}, {keys}, "
+        f"docs http://{settings.host}:{settings.port}/docs"
     )
-    with settings.hand_over() as handover:  # every worker builds its app from exactly these settings
+    # every worker builds its app from exactly these settings, and counts metrics where the others do
+    with settings.hand_over() as handover, metrics_directory(settings.workers):
         os.environ.update(handover)
+        signal.signal(signal.SIGTERM, _stopped)  # uvicorn raises SIGTERM again once it has drained
         uvicorn.run(
             "predictor.app:create_app",
             factory=True,
@@ -87,7 +103,59 @@ def serve(
             access_log=access_log,
             server_header=False,
             log_level="info",
+            timeout_graceful_shutdown=math.ceil(settings.drain_timeout),
         )
+
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+_METRICS_PREFIX = "predictor-metrics-"
+
+
+@contextlib.contextmanager
+def metrics_directory(workers: int) -> Iterator[Path | None]:
+    """With several workers, a new private directory for their metric files in `$PROMETHEUS_MULTIPROC_DIR`.
+
+    It must be set before the workers import prometheus_client, and hold no file of an earlier run
+    (prometheus/client_python's multiprocess docs): a fresh `mkdtemp` (mode 0700) is both; the ones
+    that servers killed before removing theirs left behind are removed first. One worker counts in
+    memory: the variable is unset, whatever the environment said.
+    """
+    os.environ.pop(MULTIPROC_DIR, None)
+    if workers < 2:
+        yield None
+        return
+    _remove_orphans(Path(tempfile.gettempdir()))
+    directory = Path(tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-"))
+    os.environ[MULTIPROC_DIR] = str(directory)
+    try:
+        yield directory
+    finally:
+        os.environ.pop(MULTIPROC_DIR, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _remove_orphans(root: Path) -> None:
+    """Remove the metric directories of `predictor serve` processes of this user that are gone."""
+    for path in root.glob(f"{_METRICS_PREFIX}*-*"):
+        pid = path.name.removeprefix(_METRICS_PREFIX).split("-", 1)[0]
+        with contextlib.suppress(OSError, ValueError):
+            if path.is_dir() and path.stat().st_uid == os.getuid() and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stopped(signum: int, frame: Any) -> NoReturn:
+    """SIGTERM after a graceful stop (or before serving started): leave through the cleanups, status 0."""
+    raise SystemExit(0)
 
 
 async def _preflight(wiring: Wiring) -> None:

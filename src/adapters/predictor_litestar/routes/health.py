@@ -10,7 +10,8 @@ import msgspec
 from litestar import get
 
 from predictor_core import ServiceStatus
-from predictor_litestar.dependencies import Options, Service
+from predictor_litestar.access import PUBLIC, SCOPE
+from predictor_litestar.dependencies import Access, Options, Service
 from predictor_litestar.openapi import errors
 
 __all__ = ["HANDLERS", "PROBES", "health", "live", "ready"]
@@ -43,6 +44,16 @@ class DatabaseSummary(msgspec.Struct, frozen=True, kw_only=True):
     detail: str = ""
 
 
+class AccessSummary(msgspec.Struct, frozen=True, kw_only=True):
+    auth: bool
+    """Whether every route but these probes needs an API key (always, beyond loopback)."""
+    rate_limits: str | None = None
+    """Where the keys' token buckets live: shared in Redis, or per process (each worker counts on its own,
+    so a key gets up to workers × its rate); None when auth is off."""
+    shared: bool = False
+    """True when every worker and replica draws from the same buckets now."""
+
+
 class Health(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     """"ok" when ready to predict and record, "unavailable" otherwise."""
@@ -50,9 +61,10 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     """False only for benchmarks run with recording off: predictions are then not kept."""
     model: ModelSummary
     database: DatabaseSummary | None
+    access: AccessSummary = AccessSummary(auth=False)
 
 
-@get("/health/live", summary="Liveness: the process answers", tags=["health"])
+@get("/health/live", summary="Liveness: the process answers", tags=["health"], opt={SCOPE: PUBLIC})
 async def live() -> Live:
     return Live()
 
@@ -63,6 +75,7 @@ async def live() -> Live:
     description="503 with the reason (and Retry-After) while the model or the database is unavailable.",
     tags=["health"],
     responses=errors(503),
+    opt={SCOPE: PUBLIC},
 )
 async def ready(service: Service) -> Ready:
     status = await service.status()
@@ -71,15 +84,30 @@ async def ready(service: Service) -> Ready:
     return Ready()
 
 
-@get("/health", summary="A readable summary: model, version, provider, database", tags=["health"])
-async def health(service: Service, options: Options) -> Health:
+@get(
+    "/health",
+    summary="A readable summary: model, version, provider, database, access",
+    tags=["health"],
+    opt={SCOPE: PUBLIC},
+)
+async def health(service: Service, options: Options, access: Access) -> Health:
     status = await service.status()
     return Health(
         status="ok" if status.ready else "unavailable",
         recording=status.recording,
         model=_model(status),
         database=None if status.store is None else _database(status, options),
+        access=_access(access),
     )
+
+
+def _access(access: Access) -> AccessSummary:
+    if access is None:
+        return AccessSummary(auth=False)
+    limiter = access.limiter
+    if limiter is None:
+        return AccessSummary(auth=True)
+    return AccessSummary(auth=True, rate_limits=limiter.description, shared=limiter.shared)
 
 
 def _model(status: ServiceStatus) -> ModelSummary:

@@ -12,9 +12,10 @@ from typing import Any
 import msgspec
 from litestar import Request, get
 
-from predictor_core import AliasChange, ExecutionReport, Label, ModelDescription, Task
+from predictor_core import AliasChange, ExecutionReport, Label, ModelDescription, Scope, Task
+from predictor_litestar.access import SCOPE
 from predictor_litestar.dependencies import Lifecycle, Models
-from predictor_litestar.openapi import errors
+from predictor_litestar.openapi import DENIALS, errors
 from predictor_litestar.routes.predict import model_reference
 
 __all__ = [
@@ -105,6 +106,8 @@ def model_info(described: ModelDescription) -> ModelInfo:
     summary="Every model: the version it serves, its schema, and where it runs when loaded",
     description="Nothing is loaded to answer: `execution` is shown for versions already loaded.",
     tags=["models"],
+    responses=errors(*DENIALS),
+    opt={SCOPE: Scope.READ},
 )
 async def list_models(models: Models) -> list[ModelInfo]:
     return [model_info(models.describe(entry.name, load=False)) for entry in models.catalogue()]
@@ -116,7 +119,8 @@ async def list_models(models: Models) -> list[ModelInfo]:
     description="Nothing is loaded to answer: `execution` is shown once the version is loaded (by a "
     "prediction, or `GET /v2/models/{name}/ready`, which loads it or says why it cannot).",
     tags=["models"],
-    responses=errors(404),
+    responses=errors(404, *DENIALS),
+    opt={SCOPE: Scope.READ},
 )
 async def get_model(request: Request[Any, Any, Any], models: Models) -> ModelInfo:
     name, version = model_reference(request)
@@ -157,7 +161,8 @@ class Aliases(msgspec.Struct, frozen=True, kw_only=True):
     "/models/{name:str}/aliases",
     summary="A model's aliases, what its name serves and why, and the latest alias changes",
     tags=["models"],
-    responses=errors(404, 503),
+    responses=errors(404, 503, *DENIALS),
+    opt={SCOPE: Scope.READ},
 )
 async def get_aliases(request: Request[Any, Any, Any], models: Models, lifecycle: Lifecycle) -> Aliases:
     name, _ = model_reference(request)

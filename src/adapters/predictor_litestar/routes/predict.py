@@ -8,27 +8,29 @@ import msgspec
 from litestar import Request, post
 from litestar.exceptions import HTTPException
 
+from predictor_core import Scope
+from predictor_litestar.access import SCOPE, caller_id
 from predictor_litestar.bodies import (
     BatchBody,
     BatchPredictions,
     FeaturesBody,
     PredictionBody,
+    checked_request_id,
     prediction_body,
     read_json,
 )
 from predictor_litestar.dependencies import Options, Service
-from predictor_litestar.openapi import errors
+from predictor_litestar.openapi import DENIALS, errors
 from predictor_litestar.problems import BODY
 
 __all__ = ["HANDLERS", "model_reference", "predict_batch", "predict_one"]
 
 _FEATURES = msgspec.json.Decoder(FeaturesBody)
 _BATCH = msgspec.json.Decoder(BatchBody)
-_MAX_REQUEST_ID = 128
 _COMMON: dict[str, Any] = {
     "status_code": 200,
     "tags": ["predict"],
-    "responses": errors(400, 404, 409, 413, 415, 422, 503),
+    "responses": errors(400, 404, 409, 413, 415, 422, 503, *DENIALS),
 }
 
 
@@ -39,23 +41,31 @@ def model_reference(request: Request[Any, Any, Any]) -> tuple[str | None, str | 
 
 
 def _request_id(request: Request[Any, Any, Any]) -> str | None:
-    """The caller's `X-Request-ID`, kept with the prediction for tracing (cut to 128 characters)."""
+    """The caller's `X-Request-ID`, kept with the prediction for tracing.
+
+    Raises:
+        HTTPException: 400 when it is over 128 characters or holds a control character (NUL...).
+    """
     value = request.headers.get("x-request-id")
-    return value[:_MAX_REQUEST_ID] if value else None
+    return checked_request_id(value, name="X-Request-ID", loc=["headers", "X-Request-ID"])
 
 
 @post(
     ["/predict", "/models/{name:str}/predict", "/models/{name:str}/versions/{version:str}/predict"],
     summary="Predict one record (the default model, a chosen model, or one of its versions)",
     description="Validate the features, predict, record input and output, then answer.",
-    opt={BODY: "features"},
+    opt={BODY: "features", SCOPE: Scope.PREDICT},
     **_COMMON,
 )
 async def predict_one(request: Request[Any, Any, Any], service: Service) -> PredictionBody:
     body = await read_json(request, _FEATURES)
     name, version = model_reference(request)
     [prediction] = await service.predict(
-        [body.features], model=name, version=version, request_id=_request_id(request)
+        [body.features],
+        model=name,
+        version=version,
+        request_id=_request_id(request),
+        key_id=caller_id(request),
     )
     return prediction_body(prediction)
 
@@ -68,7 +78,7 @@ async def predict_one(request: Request[Any, Any, Any], service: Service) -> Pred
     ],
     summary="Predict a batch, all or nothing (the default model, a chosen model, or one of its versions)",
     description="If any record is invalid, nothing is predicted or recorded and every problem is listed.",
-    opt={BODY: "records"},
+    opt={BODY: "records", SCOPE: Scope.PREDICT},
     **_COMMON,
 )
 async def predict_batch(
@@ -82,7 +92,11 @@ async def predict_batch(
         )
     name, version = model_reference(request)
     predictions = await service.predict(
-        body.records, model=name, version=version, request_id=_request_id(request)
+        body.records,
+        model=name,
+        version=version,
+        request_id=_request_id(request),
+        key_id=caller_id(request),
     )
     return BatchPredictions([prediction_body(p) for p in predictions])
 

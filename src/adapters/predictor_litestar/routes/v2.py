@@ -19,11 +19,13 @@ from predictor_core import (
     ModelManifest,
     Prediction,
     RuntimeUnavailable,
+    Scope,
     Task,
 )
-from predictor_litestar.bodies import media_type
+from predictor_litestar.access import SCOPE, caller_id, guard
+from predictor_litestar.bodies import check_encoding, media_type
 from predictor_litestar.dependencies import Models, Options, Service
-from predictor_litestar.openapi import errors
+from predictor_litestar.openapi import DENIALS, errors
 from predictor_litestar.problems import BODY
 from predictor_litestar.routes.health import PROBES
 from predictor_litestar.routes.predict import model_reference
@@ -36,13 +38,14 @@ from predictor_litestar.tensors import (
     parse_request,
     tensor_bytes,
 )
+from predictor_litestar.tracing import timed
 
 __all__ = ["MATRIX_INPUT", "router"]
 
 MATRIX_INPUT = "features"
 MODEL_RETRY_AFTER_S = 30.0
 _TAGS = ["open inference protocol"]
-_META: dict[str, Any] = {"responses": errors(404, 503)}
+_META: dict[str, Any] = {"responses": errors(404, 503, *DENIALS), "opt": {SCOPE: Scope.READ}}
 
 
 class ServerMetadata(msgspec.Struct, frozen=True):
@@ -71,7 +74,7 @@ class ModelReady(msgspec.Struct, frozen=True):
     ready: bool
 
 
-@get("/", summary="OIP server metadata")
+@get("/", summary="OIP server metadata", responses=errors(*DENIALS), opt={SCOPE: Scope.READ})
 async def server_metadata(options: Options) -> ServerMetadata:
     return ServerMetadata(options.title, options.version, ["binary_tensor_data"])
 
@@ -120,14 +123,15 @@ async def model_ready(request: Request[Any, Any, Any], models: Models) -> ModelR
     ["/models/{name:str}/infer", "/models/{name:str}/versions/{version:str}/infer"],
     summary="OIP inference (for a model, or one of its versions)",
     description="Same validation and recording as POST /predict; outputs as named in the model metadata.",
-    responses=errors(400, 404, 413, 415, 422, 503),
+    responses=errors(400, 404, 413, 415, 422, 503, *DENIALS),
     status_code=200,
-    opt={BODY: "inputs"},
+    opt={BODY: "inputs", SCOPE: Scope.PREDICT},
 )
 async def model_infer(
-    request: Request[Any, Any, Any], service: Service, models: Models
+    request: Request[Any, Any, Any], service: Service, models: Models, options: Options
 ) -> Response[InferResponse]:
     header_length = request.headers.get("inference-header-content-length")
+    check_encoding(request)
     kind = media_type(request)
     if kind not in ("", "application/json", "application/octet-stream"):
         raise HTTPException(
@@ -139,8 +143,15 @@ async def model_infer(
         )
     name, version = model_reference(request)
     manifest = models.resolve(name, version)  # once: the columns are shaped for the version that predicts
-    infer_request, values = parse_request(await request.body(), header_length)
-    columns = _columns(manifest.schema, infer_request, values)
+    body = await request.body()
+    with timed("decode"):
+        infer_request, values = parse_request(body, header_length)
+        columns = _columns(manifest.schema, infer_request, values)
+    rows = max(map(len, columns.values()), default=0)
+    if rows > options.max_batch:  # as for POST /predict/batch: the work of one request stays bounded
+        raise HTTPException(
+            status_code=413, detail=f"{rows} records in the request; at most {options.max_batch} are accepted"
+        )
     predictions = await service.predict(
         columns,
         model=manifest.name,
@@ -148,12 +159,16 @@ async def model_infer(
         layout="columns",
         request_id=infer_request.id,
         shadow=version is None,  # a bare name is served by its alias: its shadow scores it too
+        key_id=caller_id(request),
     )
     return _response(manifest, infer_request, predictions)
 
 
 router = Router(
-    "/v2", route_handlers=[server_metadata, *PROBES, model_metadata, model_ready, model_infer], tags=_TAGS
+    "/v2",
+    route_handlers=[server_metadata, *PROBES, model_metadata, model_ready, model_infer],
+    tags=_TAGS,
+    guards=[guard],
 )
 """The Open Inference Protocol surface; the health probes are the same handlers as `/health/...`."""
 

@@ -1,0 +1,253 @@
+"""ModelMonitor: drift and live quality of a model version over a time window, from the audit trail.
+
+Every input and output is recorded already, and every bundle exported by this release carries its
+training profile, so monitoring needs no pipeline of its own: the store counts a window's recorded
+features in the profile's bins (`AuditReader.window`), the core compares (`predictor_core.drift`), and
+the feedback of the window's predictions gives the live quality (`predictor_core.quality`).
+
+The manifest comes from the store (kept when the version first predicted), so a version whose bundle
+was removed can still be monitored; one that never predicted here is read from the registry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import msgspec
+
+from predictor_core.bundle import ModelManifest
+from predictor_core.drift import (
+    OUTPUT_LABEL,
+    OUTPUT_PROBABILITY,
+    OUTPUT_VALUE,
+    DriftStatus,
+    DriftThresholds,
+    FeatureDrift,
+    TrainingProfile,
+    compare_window,
+)
+from predictor_core.errors import ModelNotFound, ProfileMissing
+from predictor_core.ports import AuditReader, PredictionStore
+from predictor_core.predictions import Task
+from predictor_core.quality import Quality, live_quality, quality_over_time
+from predictor_core.registry import ModelRegistry, version_key
+
+__all__ = ["DEFAULT_WINDOW", "DriftReport", "ModelMonitor", "QualityReport"]
+
+DEFAULT_WINDOW = dt.timedelta(days=1)
+"""The window when no start is given: the day before its end (which defaults to now)."""
+_SEVERITY: dict[DriftStatus, int] = {"insufficient": 0, "stable": 1, "watch": 2, "drift": 3}
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class DriftReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Every feature and output of one model version in one window, against its training profile."""
+
+    model: str
+    version: str
+    since: dt.datetime
+    until: dt.datetime
+    """The window [since, until) on the time predictions were recorded."""
+    rows: int
+    """Recorded predictions in the window."""
+    status: DriftStatus
+    """The worst status of any entry (`insufficient` when the window has too few rows for any)."""
+    drifted: list[str]
+    """The entries whose status is `drift`."""
+    thresholds: DriftThresholds
+    features: list[FeatureDrift]
+    """One entry per feature in schema order, then the model's outputs (`output.label`, ...)."""
+
+
+class QualityReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The live quality of one model version: over the window, and per period of it."""
+
+    model: str
+    version: str
+    task: Task
+    since: dt.datetime
+    until: dt.datetime
+    overall: Quality
+    periods: list[Quality]
+    """The window cut into equal periods, oldest first."""
+    exported: dict[str, float]
+    """The metrics measured at export (see the manifest's `evaluation` for on which rows)."""
+
+
+class ModelMonitor:
+    """Drift and live quality of model versions, over windows of the audit trail."""
+
+    def __init__(
+        self,
+        store: PredictionStore,
+        audit: AuditReader,
+        *,
+        models: ModelRegistry | None = None,
+        thresholds: DriftThresholds | None = None,
+        window: dt.timedelta = DEFAULT_WINDOW,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        """Read manifests from `store` (else `models`), windows and feedback from `audit`.
+
+        Args:
+            store: the prediction store: the manifests it kept.
+            audit: the audit trail's read side for monitoring.
+            models: the registry, for the version a bare name serves and versions not yet recorded.
+            thresholds: the PSI boundaries of the statuses (default 0.1 and 0.2) and the fewest rows.
+            window: how far back a window reaches when no start is given.
+            clock: the time source for the default end of a window.
+        """
+        if window <= dt.timedelta(0):
+            raise ValueError(f"the default window must be positive, got {window}")
+        self._store = store
+        self._audit = audit
+        self._models = models
+        self.thresholds = thresholds or DriftThresholds()
+        self._window = window
+        self._clock = clock
+
+    def window(
+        self, since: dt.datetime | None = None, until: dt.datetime | None = None
+    ) -> tuple[dt.datetime, dt.datetime]:
+        """The window [since, until): until defaults to now, since to `window` before until (both UTC).
+
+        Raises:
+            ValueError: since is not before until.
+        """
+        end = _utc(until) if until is not None else self._clock()
+        start = _utc(since) if since is not None else end - self._window
+        if start >= end:
+            raise ValueError(
+                f"the window must start before it ends: {start.isoformat()} >= {end.isoformat()}"
+            )
+        return start, end
+
+    async def manifest(self, name: str, version: str | None = None) -> ModelManifest:
+        """The manifest of the version meant: named, else the one the name serves, else the newest recorded.
+
+        Raises:
+            ModelNotFound: neither the store nor the registry knows it.
+            StoreUnavailable: retryable.
+        """
+        if version is None:
+            version = await self._default_version(name)
+        try:
+            return await self._store.get_model(name, version)
+        except ModelNotFound:
+            if self._models is None:
+                raise
+            return self._models.resolve(name, version)
+
+    async def drift(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        thresholds: DriftThresholds | None = None,
+    ) -> DriftReport:
+        """Every feature and output of the version in the window, against its training profile.
+
+        Raises:
+            ModelNotFound: no such model or version.
+            ProfileMissing: the version was exported before manifest format 3 and has no profile.
+            StoreUnavailable: retryable.
+            ValueError: the window ends before it starts.
+        """
+        start, end = self.window(since, until)
+        manifest = await self.manifest(name, version)
+        profile = manifest.training.profile if manifest.training is not None else None
+        if profile is None:
+            raise ProfileMissing(
+                f"{manifest.name} {manifest.version} has no training profile to measure drift against: "
+                f"its bundle was exported with manifest format {manifest.format_version}, and profiles "
+                "came with format 3. Export the model again with this release (as a new version) to "
+                "monitor its drift; its live quality can be measured as it is."
+            )
+        profile = _in_schema_order(profile, manifest)
+        thresholds = thresholds or self.thresholds
+        window = await self._audit.window(manifest.name, manifest.version, profile, since=start, until=end)
+        entries = compare_window(profile, window, thresholds)
+        worst: DriftStatus = max(
+            (e.status for e in entries), key=_SEVERITY.__getitem__, default="insufficient"
+        )
+        return DriftReport(
+            model=manifest.name,
+            version=manifest.version,
+            since=start,
+            until=end,
+            rows=window.rows,
+            status=worst,
+            drifted=[e.feature for e in entries if e.status == "drift"],
+            thresholds=thresholds,
+            features=entries,
+        )
+
+    async def quality(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        periods: int = 10,
+    ) -> QualityReport:
+        """The version's live quality from feedback: over the window, and per period of it.
+
+        Raises:
+            ModelNotFound: no such model or version.
+            StoreUnavailable: retryable.
+            ValueError: the window ends before it starts, or periods < 1.
+        """
+        start, end = self.window(since, until)
+        manifest = await self.manifest(name, version)
+        rows = await self._audit.labelled(manifest.name, manifest.version, since=start, until=end)
+        positive = manifest.positive_class
+        return QualityReport(
+            model=manifest.name,
+            version=manifest.version,
+            task=manifest.task,
+            since=start,
+            until=end,
+            overall=live_quality(manifest.task, rows, positive_class=positive, start=start, end=end),
+            periods=quality_over_time(
+                manifest.task, rows, positive_class=positive, since=start, until=end, periods=periods
+            ),
+            exported={k: v for k, v in manifest.metrics.items() if k != "parity_max_abs_diff"},
+        )
+
+    async def _default_version(self, name: str) -> str:
+        if self._models is not None:
+            try:
+                return self._models.resolve(name).version
+            except ModelNotFound:
+                pass
+        recorded = await self._audit.versions(name)
+        if not recorded:
+            raise ModelNotFound(f"no model {name!r} is served or recorded here")
+        return max(recorded, key=version_key)
+
+
+def _in_schema_order(profile: TrainingProfile, manifest: ModelManifest) -> TrainingProfile:
+    """Features in schema order, then the outputs as label, probability, value.
+
+    A manifest kept in jsonb comes back with the keys of its mappings in jsonb's own order.
+    """
+    position = {name: i for i, name in enumerate(manifest.schema.names)}
+    outputs = {OUTPUT_LABEL: 0, OUTPUT_PROBABILITY: 1, OUTPUT_VALUE: 2}
+    return msgspec.structs.replace(
+        profile,
+        features=dict(
+            sorted(profile.features.items(), key=lambda item: position.get(item[0], len(position)))
+        ),
+        outputs=dict(sorted(profile.outputs.items(), key=lambda item: outputs.get(item[0], len(outputs)))),
+    )
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
