@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -37,19 +38,29 @@ def running_server(database_url: str, *args: str, timeout: float = 60.0) -> Iter
 
 @contextlib.contextmanager
 def server_process(
-    database_url: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+    database_url: str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    log: Path | None = None,
+    ready: str = "/health/live",
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`running_server` that also yields the process, with `env` added to a clean environment."""
+    """`running_server` that also yields the process, with `env` added to a clean environment.
+
+    Its output goes to `log` when given (for tests that read it), else to a temporary file; it is
+    considered started once `ready` answers 200, and stopped with SIGTERM unless it has exited already.
+    """
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PREDICTOR_") and k != "DATABASE_URL"},
         **(env or {}),
     }
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (a file, not a pipe: a full pipe blocks the server)
+    # a file, not a pipe: a full pipe blocks the server
+    output = log.open("w+") if log is not None else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
     process = subprocess.Popen(
         [*SERVE, "--port", str(port), "--database-url", database_url, *args],
         env=env,
-        stdout=log,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -58,23 +69,24 @@ def server_process(
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"server exited {process.returncode}: {log.read()}")
+                output.seek(0)
+                raise RuntimeError(f"server exited {process.returncode}: {output.read()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                if httpx.get(f"{base}{ready}", timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start in time")
             time.sleep(0.2)
         yield base, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        output.close()
 
 
 def example(http: httpx.Client) -> dict:

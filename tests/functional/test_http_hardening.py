@@ -11,10 +11,7 @@ import contextlib
 import gzip
 import json
 import socket
-import subprocess
-import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,40 +21,10 @@ import pytest
 from predictor_core import StoreRejected
 from predictor_sql import SqlPredictionStore
 from tests.fakes import records_for, toy_manifest
-from tests.functional.server import SERVE, example, free_port, plain_url
+from tests.functional.server import example, plain_url, server_process
 
 MARK = 14.123456789
 """A feature value no log line may ever show."""
-
-
-@contextlib.contextmanager
-def logged_server(database_url: str, log: Path) -> Iterator[str]:
-    """`predictor serve` on a free port, its output in `log`; stopped by its pid."""
-    port = free_port()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [*SERVE, "--port", str(port), "--database-url", database_url],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, log.read_text()
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, "server did not start in time"
-                time.sleep(0.2)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -95,7 +62,7 @@ def infer_body(features: dict[str, float], **extra: object) -> dict[str, object]
 
 def test_hostile_requests_get_explained_4xx_and_leave_no_trace(database: str, tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    with logged_server(database, log) as base, httpx.Client(base_url=base, timeout=30) as http:
+    with server_process(database, log=log) as (base, _), httpx.Client(base_url=base, timeout=30) as http:
         features = {**example(http), "mean_radius": MARK}
         before = count_inputs(database)
         v2 = "/v2/models/breast_cancer/infer"

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
 import socket
-import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from predictor_core import ModelManifest
 from predictor_onnx import reference_root
-from tests.functional.server import SERVE, free_port, plain_url
+from tests.functional.server import plain_url, server_process
 
 pytestmark = pytest.mark.postgres
 
@@ -33,46 +32,10 @@ RECORD = ModelManifest.from_json(
 ).schema.example()
 SECRET = "feature-value-never-logged-7f3a"
 """Sent as a feature value: it must appear in no log line."""
+serving = functools.partial(server_process, ready="/health/ready")
+"""`predictor serve` with its output in `log`, started once it is ready."""
 CLOSE = {"connection": "close"}
 """Keep-alive off, so that requests spread over the workers."""
-
-
-@contextlib.contextmanager
-def serving(
-    database_url: str, *args: str, log: Path, env: Mapping[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`predictor serve` on a free port with its output in `log`; stopped (SIGTERM) unless it has exited."""
-    port = free_port()
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PREDICTOR_") and k != "DATABASE_URL"},
-        **(env or {}),
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*SERVE, "--port", str(port), "--database-url", database_url, *args],
-            env=environment,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"server exited {process.returncode}: {log.read_text()}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "server did not start in time"
-            time.sleep(0.2)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
