@@ -1,7 +1,8 @@
-"""What every `predictor` command shares: domain errors shown as one clear line, never a traceback."""
+"""What every `predictor` command shares: domain errors shown as one clear line, never a traceback; times."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ import click
 
 from predictor_core import PredictorError
 
-__all__ = ["domain_errors"]
+__all__ = ["domain_errors", "when"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,3 +27,16 @@ def domain_errors(func: F) -> F:
             raise click.ClickException(f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def when(value: str | None) -> dt.datetime | None:
+    """An ISO date or datetime from the command line; naive ones are UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01T12:00)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
+from predictor.cli.common import when
 from predictor_core import PredictorError
 
 T = TypeVar("T")
@@ -72,19 +73,6 @@ def _run(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
 
     with _domain_errors():
         return asyncio.run(main())
-
-
-def _when(value: str | None) -> dt.datetime | None:
-    """An ISO date or datetime; naive ones are UTC."""
-    if value is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO date or datetime (e.g. 2026-11-23T12:00)"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @click.group()
@@ -178,8 +166,8 @@ def predictions(
             engine,
             model=model,
             version=model_version,
-            since=_when(since),
-            until=_when(until),
+            since=when(since),
+            until=when(until),
             label=label,
             limit=limit,
         ),
@@ -206,7 +194,7 @@ def stats(
     result = _run(
         _resolve(database_url),
         lambda engine: queries.stats(
-            engine, model=model, version=model_version, since=_when(since), until=_when(until)
+            engine, model=model, version=model_version, since=when(since), until=when(until)
         ),
     )
     if fmt == "json":
@@ -240,7 +228,7 @@ def compare(name: str, database_url: str | None, since: str | None, until: str |
 
     rows = _run(
         _resolve(database_url),
-        lambda engine: queries.compare(engine, name, since=_when(since), until=_when(until)),
+        lambda engine: queries.compare(engine, name, since=when(since), until=when(until)),
     )
     if not rows and fmt == "table":
         click.echo(

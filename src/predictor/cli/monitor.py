@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import msgspec
 
-from predictor.cli.common import domain_errors
+from predictor.cli.common import domain_errors, when
 
 if TYPE_CHECKING:
     from predictor_core import DriftReport, DriftThresholds, ModelMonitor, QualityReport
@@ -31,19 +31,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 _STYLE = {"stable": "green", "watch": "yellow", "drift": "bold red", "insufficient": "dim"}
 FAILED_STATUS = 3
 """Exit status of `monitor drift --fail-on` when an entry reached that status (1 is an error, 2 usage)."""
-
-
-def _when(value: str | None) -> dt.datetime | None:
-    """An ISO date or datetime; naive ones are UTC."""
-    if value is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01T12:00)"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _window_options(command: F) -> F:
@@ -84,7 +71,7 @@ def _with_monitor(database_url: str | None, work: Callable[[ModelMonitor], Await
 
 def _window(monitor: ModelMonitor, since: str | None, until: str | None) -> tuple[dt.datetime, dt.datetime]:
     try:
-        return monitor.window(_when(since), _when(until))
+        return monitor.window(when(since), when(until))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since/--until") from None
 
