@@ -181,6 +181,11 @@ def test_worker_restarts_leave_no_files_behind_and_lose_no_count(fresh_pg_url: s
                 time.sleep(0.2)
             while httpx.get(f"{base}/health/ready", headers=CLOSE).status_code != 200:
                 assert time.monotonic() < deadline
+            # the new worker has files as soon as it imports its metrics, and publishes its bound a
+            # moment later, at its start: the two live workers' bounds count, never a dead one's
+            while (bound := samples(base).get(("predictor_http_max_in_flight", ()))) != 32:
+                assert time.monotonic() < deadline, bound
+                time.sleep(0.2)
         scraped = samples(base)  # each scrape sweeps first
         files = sorted(p.name for p in directory.glob("*.db"))
         owners = {name.removesuffix(".db").rsplit("_", 1)[1] for name in files} - {"archive"}
