@@ -36,7 +36,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     options = ApiOptions(
         max_batch=settings.max_batch,
         max_body_bytes=settings.max_body_bytes,
-        database=settings.redacted_database_url() if settings.record else "",
         cors_origins=settings.cors_origins,
     )
     return create_http_app(

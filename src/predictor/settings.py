@@ -238,8 +238,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return Path(self.model_store).expanduser() if self.model_store else default_model_store()
 
     def redacted_database_url(self) -> str:
-        """The database URL with any password hidden, for logs and health pages."""
-        return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.resolved_database_url())
+        """The database URL with every secret hidden (`:password@`, `?password=`), for the start-up line."""
+        return _redacted(self.resolved_database_url())
 
 
 def is_loopback(host: str) -> bool:
@@ -253,8 +253,10 @@ def is_loopback(host: str) -> bool:
 
 
 def _redacted(url: str) -> str:
-    """A URL with any password hidden (`redis://:***@host`)."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """A URL with every secret hidden (`redis://:***@host`, `?password=***`): see `redacted_url`."""
+    from predictor_sql import redacted_url  # imported here: SQLAlchemy is not needed to read settings
+
+    return redacted_url(url)
 
 
 def default_model_store() -> Path:

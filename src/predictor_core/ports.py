@@ -121,6 +121,9 @@ class StoreHealth(msgspec.Struct, frozen=True, kw_only=True):
     durable: bool
     """True when the store's settings keep committed rows through a crash."""
     detail: str = ""
+    writable: bool = True
+    """False when a prediction could not be recorded now (a lock held on its tables, a read-only
+    database): reachable is not enough, every prediction would wait for the store and then fail."""
     backend: str = ""
 
 

@@ -320,7 +320,10 @@ class PredictionService:
         return feedback
 
     async def status(self) -> ServiceStatus:
-        """Readiness: not draining, the default model loads and, when recording, the store is reachable."""
+        """Readiness: not draining, the default model loads and, when recording, the store is ready.
+
+        A ready store is reachable, durable and writable (a prediction could be recorded now).
+        """
         model = self._model_status()
         health = None if self._store is None else await self._store.health()
         unavailable: Unavailable | None = None
@@ -336,6 +339,15 @@ class PredictionService:
         elif health is not None and not health.reachable:
             unavailable = StoreUnavailable(
                 f"database unreachable: {health.detail}", retry_after=STORE_RETRY_AFTER_S
+            )
+        elif health is not None and not health.durable:
+            unavailable = StoreUnavailable(
+                f"database not durable: {health.detail}", retry_after=STORE_RETRY_AFTER_S
+            )
+        elif health is not None and not health.writable:
+            unavailable = StoreUnavailable(
+                f"database cannot record predictions now: {health.detail}",
+                retry_after=STORE_RETRY_AFTER_S,
             )
         return ServiceStatus(recording=self.recording, model=model, store=health, unavailable=unavailable)
 

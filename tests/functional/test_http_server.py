@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.functional.server import SERVE, example, plain_url, running_server
+from tests.functional.server import SERVE, example, plain_url, running_server, server_process
 
 pytestmark = pytest.mark.postgres
 
@@ -132,7 +132,29 @@ def test_models_and_health(http: httpx.Client) -> None:
     assert health["status"] == "ok"
     assert health["database"]["backend"] == "postgresql"
     assert health["database"]["durable"] is True
-    assert health["database"]["url"].startswith("postgresql+asyncpg://")
+    assert health["database"]["writable"] is True
+    assert "url" not in health["database"]  # the open page never shows where the database is
+
+
+@pytest.mark.parametrize("form", ["query", "empty-user"])
+def test_database_password_is_never_shown(pg_url: str, form: str, tmp_path: Path) -> None:
+    secret = f"hunter2-{form}"
+    if form == "query":
+        url, env = f"{pg_url}?password={secret}", {}
+    else:  # an empty user name: the driver takes PGUSER
+        url, env = pg_url.replace("://postgres@", f"://:{secret}@"), {"PGUSER": "postgres"}
+    assert secret in url
+    log = tmp_path / "server.log"
+    with server_process(url, env=env, log=log) as (base, _):
+        health = httpx.get(f"{base}/health", timeout=10)
+    assert health.status_code == 200
+    assert health.json()["database"]["reachable"] is True
+    assert secret not in health.text
+    assert "127.0.0.1:5432" not in health.text
+    startup = log.read_text()
+    assert "predictor: model" in startup
+    assert secret not in startup
+    assert "***" in startup
 
 
 def test_database_outage_is_503_with_retry_after(throwaway_pg, tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ async def test_app_role_records_but_cannot_update_or_delete(app_login: str) -> N
         health = await store.health()
         assert health.reachable
         assert health.durable
+        assert health.writable, health.detail  # the write probe needs no more than INSERT
     finally:
         await store.close()
 

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from predictor_sql.errors import translate_db_errors
 from predictor_sql.tables import model_inputs, model_outputs
 from tests.fakes import fake_service, toy_manifest
 from tests.functional.conftest import ThrowawayCluster, create_database, temporary_database
-from tests.functional.server import free_port
+from tests.functional.server import free_port, running_server
 from tests.functional.test_sql_schema import sync_url
 
 MANIFEST = toy_manifest(Task.MULTICLASS, name="reliability")
@@ -159,6 +160,56 @@ async def test_health_refuses_settings_that_lose_acknowledged_rows(
     assert health.reachable
     assert not health.durable
     assert named in health.detail
+
+
+READY = ("/health/ready", "/v2/health/ready")
+
+
+@pytest.mark.postgres
+def test_readiness_is_503_with_the_reason_when_the_database_is_not_durable(fresh_pg_url: str) -> None:
+    database = sa.engine.make_url(fresh_pg_url).database
+    with psycopg.connect(sync_url(fresh_pg_url), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{database}" SET synchronous_commit = off')
+    with running_server(fresh_pg_url) as base:
+        for path in READY:
+            answer = httpx.get(base + path, timeout=5)
+            assert answer.status_code == 503, path
+            assert answer.headers["retry-after"]
+            assert "synchronous_commit=off" in answer.json()["detail"]
+        health = httpx.get(base + "/health", timeout=5).json()
+    assert health["status"] == "unavailable"
+    assert health["database"]["durable"] is False
+    assert health["database"]["writable"] is True
+
+
+def _poll(base: str, status: int, within: float) -> tuple[float, httpx.Response]:
+    """Seconds until every ready probe answers `status`, and the last answer; fails after `within`."""
+    started = time.monotonic()
+    while True:
+        answers = [httpx.get(base + path, timeout=10) for path in READY]
+        if all(a.status_code == status for a in answers):
+            return time.monotonic() - started, answers[0]
+        assert time.monotonic() - started < within, [(a.status_code, a.text) for a in answers]
+        time.sleep(0.2)
+
+
+@pytest.mark.postgres
+def test_readiness_is_503_while_the_prediction_tables_are_locked_and_200_after(
+    fresh_pg_url: str,
+) -> None:
+    with running_server(fresh_pg_url) as base:
+        _poll(base, 200, within=5)
+        with psycopg.connect(sync_url(fresh_pg_url)) as conn:  # a transaction, until the rollback
+            conn.execute("LOCK TABLE model_inputs IN ACCESS EXCLUSIVE MODE")
+            waited, answer = _poll(base, 503, within=5)
+            assert "model_inputs or model_outputs is locked" in answer.json()["detail"]
+            assert answer.headers["retry-after"]
+            health = httpx.get(base + "/health", timeout=10).json()
+            assert (health["database"]["reachable"], health["database"]["writable"]) == (True, False)
+            conn.rollback()
+        recovered, _ = _poll(base, 200, within=5)
+    assert waited < 4
+    assert recovered < 4
 
 
 @pytest.mark.parametrize(

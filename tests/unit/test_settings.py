@@ -103,6 +103,31 @@ def test_secrets_come_from_files(tmp_path):
     assert settings.redacted_database_url() == "postgresql+asyncpg://predictor:***@db:5432/predictor"
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cret@db/p", "postgresql+asyncpg://app:***@db/p"),
+        ("postgresql://:s3cret@db/p", "postgresql+asyncpg://:***@db/p"),
+        ("postgresql://app@db/p?password=s3cret", "postgresql+asyncpg://app@db/p?password=***"),
+        (
+            "postgresql://app@db/p?sslpassword=s3cret&application_name=x",
+            "postgresql+asyncpg://app@db/p?application_name=x&sslpassword=***",
+        ),
+    ],
+    ids=["user-password", "empty-user", "query-password", "query-sslpassword"],
+)
+def test_no_form_of_the_database_password_is_shown(url: str, shown: str) -> None:
+    settings = Settings.load({"DATABASE_URL": url})
+    assert settings.redacted_database_url() == shown
+    assert "s3cret" not in repr(settings)
+
+
+def test_an_unparseable_url_keeps_no_credentials() -> None:
+    from predictor_sql import redacted_url
+
+    assert redacted_url("weird:://u:s3cret@h/db?password=s3cret") == "weird:://***@h/db"
+
+
 def test_any_variable_has_a_file_form(tmp_path):
     port_file = tmp_path / "port"
     port_file.write_text("7860")

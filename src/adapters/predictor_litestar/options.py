@@ -16,8 +16,6 @@ class ApiOptions:
     """Most records in one batch request; more gets 413."""
     max_body_bytes: int = 1_048_576
     """Largest request body read; larger gets 413."""
-    database: str = ""
-    """The database URL with its password hidden, shown on /health."""
     cors_origins: tuple[str, ...] = ()
     """Origins whose browser pages may call the API (CORS); empty: none, CORS is off."""
     title: str = "predictor-core"

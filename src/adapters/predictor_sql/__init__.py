@@ -9,7 +9,7 @@ from predictor_sql.durability import durability_problems
 from predictor_sql.errors import is_unavailable, translate_db_errors
 from predictor_sql.keys import SqlKeyStore
 from predictor_sql.migrate import head_revision, upgrade
-from predictor_sql.store import SqlPredictionStore, create_engine, sqlite_url_for
+from predictor_sql.store import SqlPredictionStore, create_engine, redacted_url, sqlite_url_for
 
 __all__ = [
     "SqlAliasStore",
@@ -19,6 +19,7 @@ __all__ = [
     "durability_problems",
     "head_revision",
     "is_unavailable",
+    "redacted_url",
     "sqlite_url_for",
     "translate_db_errors",
     "upgrade",

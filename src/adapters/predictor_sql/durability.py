@@ -8,10 +8,15 @@ cannot keep "returned means recorded" must not call itself ready.
 
 from __future__ import annotations
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["PREDICTION_TABLES", "durability_problems"]
+__all__ = ["PREDICTION_TABLES", "durability_problems", "write_problem"]
+
+_RECORDED_TABLES = ("model_inputs", "model_outputs")
+"""The tables `record()` inserts into: a prediction cannot be returned while either is locked."""
+_WAIT_GAVE_UP = {"55P03", "57014"}  # lock_not_available, query_canceled (statement_timeout)
 
 PREDICTION_TABLES = ("model_inputs", "model_outputs", "prediction_feedback")
 
@@ -56,3 +61,31 @@ async def _sqlite(conn: AsyncConnection) -> list[str]:
     if not (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one():
         problems.append("PRAGMA foreign_keys is off: outputs could point at missing inputs")
     return problems
+
+
+async def write_problem(conn: AsyncConnection, *, timeout_s: float) -> str | None:
+    """Why a prediction could not be recorded now, in words; None when it could.
+
+    On PostgreSQL: the database is not read-only, and the locks `record()` takes (ROW EXCLUSIVE on the
+    input and output tables, what an INSERT takes) are granted within `timeout_s`. It writes no row, so
+    the audit trail never holds a probe, and it needs only the INSERT privilege the append-only
+    application role has. The caller must roll back `conn`'s transaction (closing it does) to let the
+    locks go. SQLite has no such probe: None.
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: the database failed otherwise (the caller reports it unreachable).
+    """
+    if conn.dialect.name != "postgresql":
+        return None
+    if (await conn.execute(text("SHOW transaction_read_only"))).scalar_one() == "on":
+        return "the database is read-only (a standby, or default_transaction_read_only=on)"
+    wait_ms = max(1, round(timeout_s * 1000))
+    await conn.execute(text(f"SET LOCAL lock_timeout = {wait_ms}"))
+    await conn.execute(text(f"SET LOCAL statement_timeout = {2 * wait_ms}"))
+    try:
+        await conn.execute(text(f"LOCK TABLE {', '.join(_RECORDED_TABLES)} IN ROW EXCLUSIVE MODE"))
+    except sa_exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) not in _WAIT_GAVE_UP:
+            raise
+        return f"{' or '.join(_RECORDED_TABLES)} is locked: an INSERT would wait more than {timeout_s:g} s"
+    return None

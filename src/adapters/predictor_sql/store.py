@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import re
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +41,7 @@ from predictor_core import (
     StoreHealth,
     Task,
 )
-from predictor_sql.durability import durability_problems
+from predictor_sql.durability import durability_problems, write_problem
 from predictor_sql.errors import translate_db_errors
 from predictor_sql.migrate import current_revision, head_revision
 from predictor_sql.tables import (
@@ -49,7 +52,9 @@ from predictor_sql.tables import (
     shadow_outputs,
 )
 
-__all__ = ["SqlPredictionStore", "create_engine", "sqlite_url_for"]
+__all__ = ["SqlPredictionStore", "create_engine", "redacted_url", "sqlite_url_for"]
+
+_log = logging.getLogger(__name__)
 
 
 def sqlite_url_for(path: str | Path) -> str:
@@ -107,8 +112,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+def redacted_url(url: str) -> str:
+    """A URL fit for a log line: every password hidden, with or without a user name, and in the query.
+
+    `postgresql://:pw@h/db` gives `postgresql://:***@h/db`; `?password=`, `?sslpassword=` and any
+    other query key naming a password, secret, token or key give `***`.
+
+    A URL SQLAlchemy cannot parse loses everything between `://` and `@`, and its query.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception:  # an unparseable URL: keep only what cannot be a secret
+        return re.sub(r"://[^/]*@", "://***@", url.split("?", 1)[0])
+    query = {key: "***" if _secret(key) else value for key, value in parsed.query.items()}
+    return str(parsed.set(query=query).render_as_string(hide_password=True)).replace("%2A%2A%2A", "***")
+
+
+def _secret(key: str) -> bool:
+    return any(word in key.lower() for word in ("password", "secret", "token", "key"))
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """`TimeoutError`, `InvalidPasswordError (sqlstate 28P01)`: what failed, without where or who."""
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    # SQLAlchemy's asyncpg adapter wraps the driver's exception: name the driver's.
+    wrapped = type(orig).__module__.startswith("sqlalchemy") and orig.__cause__ is not None
+    kind = type(orig.__cause__ if wrapped else orig).__name__
+    sqlstate = getattr(orig, "sqlstate", None)
+    return f"{kind} (sqlstate {sqlstate})" if sqlstate else kind
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -127,6 +158,8 @@ class SqlPredictionStore:
         pool_timeout: float = 1.0,
         connect_timeout: float = 5.0,
         command_timeout: float = 10.0,
+        health_timeout: float = 1.0,
+        health_ttl: float = 1.0,
     ) -> None:
         """Build the engine; nothing connects before `start()` or the first call.
 
@@ -136,6 +169,10 @@ class SqlPredictionStore:
             pool_timeout: seconds to wait for a free connection before StoreUnavailable.
             connect_timeout: seconds to wait for a new connection.
             command_timeout: seconds one statement may take (PostgreSQL), or the SQLite busy timeout.
+            health_timeout: seconds `health()` waits for the locks a recording takes before it says the
+                store cannot record now.
+            health_ttl: seconds one `health()` answer is reused, so frequent probes cannot load the
+                database (concurrent callers share one check).
         """
         self.url = url
         self.engine = create_engine(
@@ -147,6 +184,10 @@ class SqlPredictionStore:
         )
         self.backend = self.engine.dialect.name
         self._model_ids: dict[tuple[str, str], tuple[int, str]] = {}
+        self._health_timeout = health_timeout
+        self._health_ttl = health_ttl
+        self._health: tuple[float, StoreHealth] | None = None
+        self._health_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect and check the schema is at this release's revision.
@@ -162,7 +203,7 @@ class SqlPredictionStore:
         if current != head:
             state = "has no predictor schema" if current is None else f"is at schema revision {current}"
             raise ConfigurationError(
-                f"the database {_redacted(self.url)} {state}, this release needs {head}: "
+                f"the database {redacted_url(self.url)} {state}, this release needs {head}: "
                 "run `predictor db upgrade`"
             )
 
@@ -347,19 +388,42 @@ class SqlPredictionStore:
                 )
 
     async def health(self) -> StoreHealth:
-        """Reachable and durable, read through the store's own pool; never raises."""
+        """Reachable, durable and writable, read through the store's own pool; never raises.
+
+        One answer serves every caller for `health_ttl` seconds; a check takes at most about
+        `health_timeout` seconds more than the pool and connect timeouts.
+        """
+        async with self._health_lock:
+            cached = self._health
+            if cached is not None and time.monotonic() - cached[0] < self._health_ttl:
+                return cached[1]
+            answer = await self._check_health()
+            self._health = (time.monotonic(), answer)
+            return answer
+
+    async def _check_health(self) -> StoreHealth:
         try:
             async with self.engine.connect() as conn:
                 problems = await durability_problems(conn)
+                blocked = await write_problem(conn, timeout_s=self._health_timeout)
+                await conn.rollback()  # let the probe's locks go now
         except Exception as exc:  # a probe must answer, whatever broke
+            # The kind of failure only: the message names hosts, ports, users or file paths, and this
+            # answer is shown on the open health pages. The full message goes to the log.
+            _log.warning("database health check failed: %s: %s", type(exc).__name__, str(exc)[:300])
             return StoreHealth(
                 reachable=False,
                 durable=False,
-                detail=f"{type(exc).__name__}: {str(exc)[:200]}",
+                writable=False,
+                detail=_failure_kind(exc),
                 backend=self.backend,
             )
         return StoreHealth(
-            reachable=True, durable=not problems, detail="; ".join(problems), backend=self.backend
+            reachable=True,
+            durable=not problems,
+            writable=blocked is None,
+            detail="; ".join(problems if blocked is None else [*problems, blocked]),
+            backend=self.backend,
         )
 
 

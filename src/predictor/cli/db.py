@@ -99,9 +99,9 @@ def upgrade(database_url: str | None, revision: str) -> None:
 
 
 def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from predictor_sql import redacted_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return redacted_url(url)
 
 
 @db.command("import-dataset")

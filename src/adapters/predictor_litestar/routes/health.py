@@ -11,7 +11,7 @@ from litestar import get
 
 from predictor_core import ServiceStatus
 from predictor_litestar.access import PUBLIC, SCOPE
-from predictor_litestar.dependencies import Access, Options, Service
+from predictor_litestar.dependencies import Access, Service
 from predictor_litestar.openapi import errors
 
 __all__ = ["HANDLERS", "PROBES", "health", "live", "ready"]
@@ -36,11 +36,13 @@ class ModelSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DatabaseSummary(msgspec.Struct, frozen=True, kw_only=True):
-    url: str
-    """With any password hidden."""
+    """What an operator needs from an open page: never the URL, its host, user, password or file path."""
+
     backend: str = ""
     reachable: bool = False
     durable: bool = False
+    writable: bool = False
+    """False while a prediction could not be recorded now (its tables locked, a read-only database)."""
     detail: str = ""
 
 
@@ -71,8 +73,11 @@ async def live() -> Live:
 
 @get(
     "/health/ready",
-    summary="Readiness: model loaded and database reachable",
-    description="503 with the reason (and Retry-After) while the model or the database is unavailable.",
+    summary="Readiness: model loaded and database reachable, durable and writable",
+    description=(
+        "503 with the reason (and Retry-After) while the model is not loaded or the database is "
+        "unreachable, not durable (e.g. synchronous_commit=off) or cannot record now (e.g. a table lock)."
+    ),
     tags=["health"],
     responses=errors(503),
     opt={SCOPE: PUBLIC},
@@ -90,13 +95,13 @@ async def ready(service: Service) -> Ready:
     tags=["health"],
     opt={SCOPE: PUBLIC},
 )
-async def health(service: Service, options: Options, access: Access) -> Health:
+async def health(service: Service, access: Access) -> Health:
     status = await service.status()
     return Health(
         status="ok" if status.ready else "unavailable",
         recording=status.recording,
         model=_model(status),
-        database=None if status.store is None else _database(status, options),
+        database=None if status.store is None else _database(status),
         access=_access(access),
     )
 
@@ -122,14 +127,14 @@ def _model(status: ServiceStatus) -> ModelSummary:
     )
 
 
-def _database(status: ServiceStatus, options: Options) -> DatabaseSummary:
+def _database(status: ServiceStatus) -> DatabaseSummary:
     assert status.store is not None
     store = status.store
     return DatabaseSummary(
-        url=options.database,
         backend=store.backend,
         reachable=store.reachable,
         durable=store.durable,
+        writable=store.reachable and store.writable,
         detail=store.detail,
     )
 
