@@ -41,13 +41,21 @@ def _monitor(monitor: ModelMonitor | None) -> ModelMonitor:
     return monitor
 
 
-def _window(
-    monitor: ModelMonitor, since: dt.datetime | None, until: dt.datetime | None
-) -> tuple[dt.datetime, dt.datetime]:
+def _asked(
+    request: Request[Any, Any, Any],
+    monitor: ModelMonitor | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> tuple[ModelMonitor, str, str | None, dt.datetime, dt.datetime]:
+    """What both routes are asked: the monitor, the model and version in the path, and the window."""
+    found = _monitor(monitor)
+    name, version = model_reference(request)
+    assert name is not None  # both paths name the model
     try:
-        return monitor.window(since, until)
+        start, end = found.window(since, until)
     except ValueError as exc:
         raise ValidationException(detail=str(exc)) from None
+    return found, name, version, start, end
 
 
 @get(
@@ -71,10 +79,7 @@ async def get_drift(
     drift: float | None = Parameter(default=None, gt=0, description="PSI above which a feature is `drift`."),
     min_rows: int | None = Parameter(default=None, ge=1, description="Fewest rows for a verdict."),
 ) -> DriftReport:
-    found = _monitor(monitor)
-    name, version = model_reference(request)
-    assert name is not None
-    start, end = _window(found, since, until)
+    found, name, version, start, end = _asked(request, monitor, since, until)
     chosen = found.thresholds
     try:
         thresholds = DriftThresholds(
@@ -103,10 +108,7 @@ async def get_quality(
     until: dt.datetime | None = _UNTIL,
     periods: int = Parameter(default=10, ge=1, le=1000, description="Periods the window is cut into."),
 ) -> QualityReport:
-    found = _monitor(monitor)
-    name, version = model_reference(request)
-    assert name is not None
-    start, end = _window(found, since, until)
+    found, name, version, start, end = _asked(request, monitor, since, until)
     return await found.quality(name, version, since=start, until=end, periods=periods)
 
 
