@@ -72,6 +72,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Most requests one worker handles at once (health probes and /metrics aside); one more is answered
     503 with Retry-After at once instead of queueing into long tails. 16 kept the throughput of one
     worker and cut its p99 at 64 connections from 514 to 55 ms (docs/operations.md). 0: no bound."""
+    max_header_bytes: int = 32_768
+    """Largest request head (request line and headers) a connection may send; a larger one gets 431."""
+    header_timeout: float = 10.0
+    """Seconds from a connection's opening, or from the end of its previous answer, in which the next
+    request line and headers must have arrived; else 408 and close (an idle connection is just closed)."""
+    body_timeout: float = 10.0
+    """Seconds a request body still due may stop arriving (no byte at all) before 408 and close."""
+    keep_alive_timeout: int = 5
+    """Whole seconds an idle keep-alive connection stays open after an answer (uvicorn's timeout)."""
+    max_connections: int = 1000
+    """Most connections one worker holds; one more gets 503 with Retry-After at once and is closed. Lowered
+    at start to the open-file limit (RLIMIT_NOFILE) less 64, so connections cannot exhaust descriptors."""
     metrics: Literal["loopback", "open"] = "loopback"
     """Who may read GET /metrics: loopback clients only (and the hook for API keys), or every client."""
     request_log: bool = True
@@ -108,13 +120,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigurationError(f"port must be between 1 and 65535, got {self.port}")
-        for name in ("workers", "max_batch", "max_body_bytes"):
+        for name in ("workers", "max_batch", "max_body_bytes", "max_header_bytes", "max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_in_flight < 0:
             raise ConfigurationError(f"max_in_flight must be 0 (no bound) or more, got {self.max_in_flight}")
         if not self.drain_timeout > 0 or not self.drain_delay >= 0:
             raise ConfigurationError("drain_timeout must be positive and drain_delay not negative")
+        if not self.header_timeout > 0 or not self.body_timeout > 0 or self.keep_alive_timeout < 1:
+            raise ConfigurationError(
+                "header_timeout and body_timeout must be positive and keep_alive_timeout at least 1"
+            )
         if self.threads is not None and self.threads < 1:
             raise ConfigurationError(f"threads must be at least 1, got {self.threads}")
         if not self.watch_interval > 0 or not self.evict_after >= 0:

@@ -28,6 +28,8 @@ import click
 from predictor_core import PredictorError
 
 if TYPE_CHECKING:
+    from predictor.cli.transport import TransportLimits
+    from predictor.settings import Settings
     from predictor.wiring import Wiring
 
 __all__ = ["commands", "serve"]
@@ -71,6 +73,7 @@ def serve(
     """
     import uvicorn
 
+    from predictor.cli.transport import FD_RESERVE, http_protocol
     from predictor.settings import Settings
     from predictor.wiring import Wiring
 
@@ -87,6 +90,12 @@ def serve(
         f"predictor: model {settings.model!r}, database {where}, {keys}, "
         f"docs http://{settings.host}:{settings.port}/docs"
     )
+    limits = transport_limits(settings)
+    if limits.max_connections < settings.max_connections:
+        click.echo(
+            f"predictor: at most {limits.max_connections} connections per worker "
+            f"(the open-file limit less {FD_RESERVE}), not {settings.max_connections}"
+        )
     # every worker builds its app from exactly these settings, and counts metrics where the others do
     with settings.hand_over() as handover, metrics_directory(settings.workers):
         os.environ.update(handover)
@@ -99,12 +108,26 @@ def serve(
             workers=settings.workers,
             lifespan="on",
             loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-            http="httptools" if importlib.util.find_spec("httptools") else "h11",
+            http=http_protocol(limits, httptools_available=importlib.util.find_spec("httptools") is not None),
+            h11_max_incomplete_event_size=settings.max_header_bytes,  # the head bound of the h11 fallback
+            timeout_keep_alive=settings.keep_alive_timeout,
             access_log=access_log,
             server_header=False,
             log_level="info",
             timeout_graceful_shutdown=math.ceil(settings.drain_timeout),
         )
+
+
+def transport_limits(settings: Settings) -> TransportLimits:
+    """The connection bounds of `settings`, the connection cap lowered to what the open-file limit allows."""
+    from predictor.cli.transport import TransportLimits, connection_cap
+
+    return TransportLimits(
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=connection_cap(settings.max_connections),
+    )
 
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
