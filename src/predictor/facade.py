@@ -38,7 +38,10 @@ from predictor_core import (
     ModelManifest,
     MulticlassPrediction,
     Prediction,
+    RegressorOutputs,
+    Task,
     ValidationFailed,
+    validate,
 )
 
 if TYPE_CHECKING:
@@ -205,10 +208,13 @@ def _predict(
     dropped = frozenset(drop)
     frame = _as_frame(data)
     if frame is not None:
-        frame = frame.drop(columns=[c for c in frame.columns if c in dropped])
+        if dropped.intersection(frame.columns):
+            frame = frame.drop(columns=[c for c in frame.columns if c in dropped])
         manifest = wiring.registry.resolve(model, version)  # once: the columns are read for this version
         columns = _columns(frame, manifest.schema)
         try:
+            if not record:
+                return _frame_unrecorded(wiring, manifest, columns, frame.index)
             predictions = _run(
                 wiring, columns, manifest.name, manifest.version, "columns", record, shadow=version is None
             )
@@ -315,12 +321,13 @@ def _as_frame(data: Any) -> pd.DataFrame | None:
     return data if pandas is not None and isinstance(data, pandas.DataFrame) else None
 
 
-def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, list[Any]]:
-    """Plain columns with None for missing; integral floats back to int where the feature is an integer.
+def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, Any]:
+    """The frame's columns for the core: numpy arrays where no value is missing, else plain lists.
 
-    Columns of one numpy dtype kind are converted as one block: pandas' per-column access costs tens of
-    microseconds each, more than the model. pandas turns an integer column with a gap into float64;
-    that is an artefact, not the user's data, hence the integer repair.
+    Columns of one numpy dtype kind are read as one block: pandas' per-column access costs tens of
+    microseconds each, more than the model. A column with gaps becomes a list with None for NaN.
+    pandas turns an integer column with a gap into float64; that is an artefact, not the user's data,
+    hence integral floats of integer features are given back as ints.
     """
     import numpy as np
 
@@ -329,7 +336,7 @@ def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, list[Any]]
     for name, dtype in zip(frame.columns, frame.dtypes.tolist(), strict=True):
         kind: str = dtype.kind if isinstance(dtype, np.dtype) and dtype.kind in "fiub" else "O"
         groups.setdefault(kind, []).append(name)
-    columns: dict[str, list[Any]] = {}
+    columns: dict[str, Any] = {}
     for kind, names in groups.items():
         if kind == "O":
             for name in names:
@@ -340,15 +347,50 @@ def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, list[Any]]
         block = frame.to_numpy() if len(names) == frame.shape[1] else frame[names].to_numpy()
         gaps = np.isnan(block).any(axis=0) if kind == "f" else np.zeros(len(names), dtype=bool)
         for j, name in enumerate(names):
-            plain = block[:, j].tolist()
+            column = block[:, j]
             if gaps[j]:
-                plain = [None if v != v else v for v in plain]  # NaN is the only value unequal to itself
+                column = [None if v != v else v for v in column.tolist()]  # NaN alone is unequal to itself
             if kind == "f" and name in integers:
-                plain = [
-                    int(v) if v is not None and math.isfinite(v) and v.is_integer() else v for v in plain
-                ]
-            columns[str(name)] = plain
+                column = _integral(column)
+            columns[str(name)] = column
     return columns
+
+
+def _integral(column: Any) -> Any:
+    """Integral floats as ints: the whole array as int64 when it can be, else value by value."""
+    import numpy as np
+
+    if (
+        isinstance(column, np.ndarray)
+        and (np.abs(column) < 2**63).all()
+        and (column == np.floor(column)).all()
+    ):
+        return column.astype(np.int64)
+    values = column.tolist() if isinstance(column, np.ndarray) else column
+    return [int(v) if v is not None and math.isfinite(v) and v.is_integer() else v for v in values]
+
+
+def _frame_unrecorded(wiring: Wiring, manifest: ModelManifest, columns: Any, index: Any) -> pd.DataFrame:
+    """Predictions for a DataFrame as a DataFrame, straight from the model's arrays.
+
+    What `predict_unrecorded` does, minus one Prediction object per row that the frame would unpack.
+    """
+    import numpy as np
+    import pandas as pd
+
+    runtime = wiring.registry.runtime(manifest.name, manifest.version)
+    outputs = runtime.infer(validate(runtime.manifest, columns, "columns"))
+    if isinstance(outputs, RegressorOutputs):
+        return pd.DataFrame({"value": outputs.values.astype(np.float64)}, index=index)
+    labels = outputs.labels
+    frame: dict[str, Any] = {"label": labels.astype(np.int64) if labels.dtype.kind in "iu" else labels}
+    probabilities = outputs.probabilities.astype(np.float64)
+    classes = manifest.classes or ()
+    if manifest.task is Task.BINARY:
+        frame["probability"] = probabilities[:, classes.index(manifest.positive_class)]
+    else:
+        frame.update({f"probability_{c}": probabilities[:, j] for j, c in enumerate(classes)})
+    return pd.DataFrame(frame, index=index)
 
 
 def _to_frame(predictions: Sequence[Prediction], index: Any, *, record: bool) -> pd.DataFrame:

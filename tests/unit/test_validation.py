@@ -181,8 +181,7 @@ def test_validation_raises_nothing_but_validation_failed(data):
 )
 def test_fast_path_never_accepts_what_the_thorough_path_refuses(records):
     plan = _plan(SCHEMA)
-    rows = plan.fast_rows(records)
-    fast = plan.fast_batch(rows) if rows is not None else None
+    fast = plan.fast_records(records)
     try:
         plan.thorough(records, allow_unknown=False)
     except ValidationFailed:
@@ -324,7 +323,7 @@ def test_grouped_rule_checks_agree_with_the_thorough_path(records):
     plan = _plan(RULED)
     assert len(plan.simple_rules) == 3
     assert [r.name for r in plan.complex_rules] == ["iso"]
-    fast = plan.fast_batch(plan.fast_rows(records))
+    fast = plan.fast_records(records)
     try:
         plan.thorough(records, allow_unknown=False)
     except ValidationFailed as exc:
@@ -338,8 +337,7 @@ def test_grouped_rule_checks_agree_with_the_thorough_path(records):
 @given(st.lists(valid_records(), min_size=1, max_size=20))
 def test_integral_floats_give_the_same_batch_on_both_paths_and_by_columns(records):
     plan = _plan(SCHEMA)
-    rows = plan.fast_rows(records)
-    fast = plan.fast_batch(rows) if rows is not None else None
+    fast = plan.fast_records(records)
     thorough = plan.thorough(records, allow_unknown=False)
     by_columns = validate_columns(SCHEMA, {name: [r[name] for r in records] for name in SCHEMA.names})
     expected = [dict(r, n=int(r["n"])) for r in records]
