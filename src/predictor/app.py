@@ -15,6 +15,7 @@ from predictor.settings import Settings
 from predictor.wiring import Wiring
 from predictor_litestar import ApiOptions, Observability, configure_request_log
 from predictor_litestar import create_app as create_http_app
+from predictor_litestar.access import metrics_guard
 from predictor_litestar.drift_metrics import DriftGauges
 
 __all__ = ["create_app"]
@@ -28,9 +29,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """
     settings = settings or Settings.handed_over() or Settings.load()
     observability = Observability(
-        max_in_flight=settings.max_in_flight or None, metrics_open=settings.metrics == "open"
+        max_in_flight=settings.max_in_flight or None,
+        metrics_open=settings.metrics == "open",
+        metrics_guard=metrics_guard,  # beyond loopback: a key with the `read` scope when auth is on
+        request_log=configure_request_log(settings.request_log),
     )
-    configure_request_log(settings.request_log)
     wiring = Wiring(settings, observer=observability)
     drift = DriftGauges(observability.metrics.registry)
     options = ApiOptions(

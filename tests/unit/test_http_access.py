@@ -23,8 +23,8 @@ from predictor_core import (
     parse_rate,
     validate,
 )
-from predictor_litestar import create_app
-from predictor_litestar.access import SCOPE, guard
+from predictor_litestar import Observability, create_app
+from predictor_litestar.access import SCOPE, guard, metrics_guard
 from tests.fakes import (
     FakeRuntime,
     InMemoryAliasStore,
@@ -339,3 +339,44 @@ async def test_admin_routes_are_refused_to_every_other_scope(client, deployment)
             r = await client.request(method, path, json={"version": "1"}, headers=deployment.bearer(scope))
             assert r.status_code == 403, (scope, method, path)
     assert deployment.aliases.changes == []
+
+
+async def test_metrics_beyond_loopback_need_a_key_with_the_read_scope(deployment) -> None:
+    def app(access: AccessControl | None):
+        observability = Observability(metrics_guard=metrics_guard)
+        return create_app(deployment.service, deployment.registry, access=access, observability=observability)
+
+    async with AsyncTestClient(app(deployment.access)) as client:  # "testclient": not loopback
+        missing = await client.get("/metrics")
+        predict = await client.get("/metrics", headers=deployment.bearer("predict"))
+        admin = await client.get("/metrics", headers=deployment.bearer("admin"))
+        read = await client.get("/metrics", headers=deployment.bearer("read"))
+        by_header = await client.get("/metrics", headers={"X-API-Key": deployment.tokens["read"]})
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == 'Bearer realm="predictor-core"'
+    for refused in (predict, admin):
+        assert refused.status_code == 403, refused.text
+        assert 'scope="read"' in refused.headers["www-authenticate"]
+    for allowed in (read, by_header):
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.headers["content-type"].startswith("text/plain; version=0.0.4")
+    async with AsyncTestClient(app(None)) as client:  # auth off: no key to check, loopback only
+        off = await client.get("/metrics", headers=deployment.bearer("read"))
+    assert off.status_code == 403
+    assert "PREDICTOR_METRICS=open" in off.json()["detail"]
+
+
+async def test_with_auth_off_no_handler_is_guarded_and_the_spec_still_names_the_scopes(deployment) -> None:
+    def handlers(app) -> list[Any]:
+        return [h for route in app.routes for h in getattr(route, "route_handlers", [])]
+
+    off, on = deployment.app(auth=False), deployment.app()
+    assert not any(guard in h.resolve_guards() for h in handlers(off))
+    assert sum(guard in h.resolve_guards() for h in handlers(on)) >= 20  # the routers themselves keep it
+    async with AsyncTestClient(off) as client:
+        spec = (await client.get("/docs/openapi.json")).json()
+        assert (await client.post("/predict", json={"features": GOOD})).status_code == 200
+        assert (await client.get("/models")).status_code == 200
+    operation = spec["paths"]["/predict"]["post"]
+    assert "security" in operation
+    assert "`predict` scope (when auth is on)" in operation["description"]

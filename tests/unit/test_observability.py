@@ -186,6 +186,124 @@ async def test_request_ids_are_kept_when_sane_and_made_otherwise() -> None:
     ]
 
 
+async def test_one_request_id_rule_what_is_logged_is_what_is_answered_and_recorded() -> None:
+    store = InMemoryPredictionStore()
+    app, _, _ = observed_app(store)
+    async with captured() as log, AsyncTestClient(app) as client:
+        spaced = await client.post(
+            "/predict", json={"features": GOOD}, headers={"x-request-id": "order #17, 'b' (retry)"}
+        )
+        longest = await client.post("/predict", json={"features": GOOD}, headers={"x-request-id": "q" * 128})
+        long = await client.post("/predict", json={"features": GOOD}, headers={"x-request-id": "r" * 129})
+        control = await client.get("/health/live", headers={"x-request-id": "a\x7fb"})
+        absent = await client.post("/predict", json={"features": GOOD})
+    assert [r.status_code for r in (spaced, longest, long, control, absent)] == [200, 200, 400, 200, 200]
+    lines = log.lines()
+    assert [line["request_id"] for line in lines] == [
+        r.headers["x-request-id"] for r in (spaced, longest, long, control, absent)
+    ]
+    assert spaced.headers["x-request-id"] == "order #17, 'b' (retry)"
+    assert longest.headers["x-request-id"] == "q" * 128
+    for made in (long, control, absent):  # refused or absent: the server's own id, answered and logged
+        assert uuid.UUID(made.headers["x-request-id"]).version == 7
+    recorded = {str(r.prediction.prediction_id): r.request_id for r in store.records.values()}
+    assert recorded[spaced.json()["prediction_id"]] == lines[0]["request_id"]
+    assert recorded[longest.json()["prediction_id"]] == lines[1]["request_id"]
+    assert recorded[absent.json()["prediction_id"]] is None  # a made id is logged, not recorded
+
+
+def test_made_request_ids_are_uuid7_unique_and_in_creation_order() -> None:
+    from predictor_litestar.tracing import new_request_id, request_id_fault
+
+    ids = [new_request_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)  # time first, then the per-process counter
+    parsed = [uuid.UUID(i) for i in ids[::1000]]
+    assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
+    assert all(str(u) == i for u, i in zip(parsed, ids[::1000], strict=True))
+    millis = int(ids[-1].replace("-", "")[:12], 16)
+    assert abs(millis - time.time() * 1000) < 5_000
+    assert all(request_id_fault(i) is None for i in ids[:10])
+    child = subprocess.run(  # another process: another random part (a forked child reseeds too)
+        [sys.executable, "-c", "from predictor_litestar.tracing import new_request_id as n; print(n())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip()[-10:] != ids[0][-10:]
+
+
+def test_the_request_log_writes_whole_lines_in_blocks_of_at_most_4096_bytes() -> None:
+    from predictor_litestar.observability import RequestLog
+
+    class Stream:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+            self.flushes = 0
+
+        def write(self, data: bytes) -> int:
+            self.writes.append(data)
+            return len(data)
+
+        def flush(self) -> None:
+            self.flushes += 1
+
+    stream = Stream()
+    lines = [f'{{"n":{i},"pad":"{"x" * (i % 700)}"}}'.encode() for i in range(400)]
+    request_log = RequestLog(stream, limit=1 << 30)  # type: ignore[arg-type]
+    for line in lines:
+        request_log.write(line)  # no event loop: written at once
+    assert b"".join(stream.writes).splitlines() == lines
+    request_log = RequestLog(stream, limit=1 << 30)  # type: ignore[arg-type]
+    stream.writes.clear()
+
+    async def burst() -> None:
+        for line in lines:
+            request_log.write(line)
+        assert not stream.writes  # waiting for the timer
+        await asyncio.sleep(request_log.delay + 0.1)
+
+    asyncio.run(burst())
+    assert b"".join(stream.writes).splitlines() == lines
+    assert len(stream.writes) > 1
+    assert all(len(w) <= 4096 and w.endswith(b"\n") for w in stream.writes)
+    assert stream.flushes >= len(stream.writes)
+
+
+async def test_the_request_log_is_flushed_at_the_lifespan_end_and_when_full() -> None:
+    import io
+
+    from predictor_litestar.observability import RequestLog
+
+    stream = io.BytesIO()
+    request_log = RequestLog(stream, delay=60, limit=1000)
+    app, _, _ = observed_app(request_log=request_log)
+    async with AsyncTestClient(app) as client:
+        for _ in range(3):
+            assert (await client.get("/health/live")).status_code == 200
+        r = await client.post("/predict", json={"features": GOOD}, headers={"x-request-id": "r-9"})
+        waiting = stream.getvalue()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert waiting  # 1000 bytes: written before the 60 s timer
+    assert len(lines) == 4
+    assert lines[-1]["request_id"] == r.headers["x-request-id"] == "r-9"
+    assert lines[-1]["model"] == "toy"
+
+
+def test_the_server_request_log_is_standard_output_once_per_process() -> None:
+    from predictor_litestar import configure_request_log
+
+    level = logging.getLogger(REQUEST_LOGGER).level
+    try:
+        first = configure_request_log(True)
+        assert first is not None
+        assert configure_request_log(True) is first
+        assert configure_request_log(False) is None
+        assert not logging.getLogger(REQUEST_LOGGER).isEnabledFor(logging.INFO)
+    finally:
+        logging.getLogger(REQUEST_LOGGER).setLevel(level)
+
+
 async def test_one_json_line_per_request_with_stages_and_no_feature_value() -> None:
     app, _, _ = observed_app()
     async with captured() as log, AsyncTestClient(app) as client:

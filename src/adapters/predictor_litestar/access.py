@@ -10,6 +10,11 @@ which `problems.py` answers with 401, 403 or 429 and the headers below. When the
 A request let through carries its `Admission` in the ASGI scope's state: `caller_id(request)` is the key
 id recorded with predictions and feedback, `changed_by(request)` what the alias history says, and the
 `rate_limit_headers` hook adds `RateLimit-Policy` / `RateLimit` to the answers of rate-limited keys.
+
+When the app has no `AccessControl`, `create_app` leaves the guard off its routers (it would let every
+call through, and Litestar copies the handler for each guarded call: about 7 µs a request); the OpenAPI
+document says which scope each operation needs either way. `/metrics` is not behind this guard:
+`Observability` serves it to loopback clients and asks `metrics_guard` about the others.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import HTTPException
 from litestar.handlers import BaseRouteHandler
 from litestar.types import Message
 from litestar.types import Scope as AsgiScope
@@ -45,6 +51,7 @@ __all__ = [
     "credentials",
     "denial_headers",
     "guard",
+    "metrics_guard",
     "needed_scope",
     "rate_limit_fields",
     "rate_limit_headers",
@@ -105,6 +112,38 @@ async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRou
         return
     admission = await access.admit(credentials(connection.headers), scope)
     connection.scope.setdefault("state", {})[_ADMISSION] = admission
+
+
+METRICS_SCOPE = Scope.READ
+"""The scope a key needs to read `/metrics` from beyond loopback (an `admin` key without it may not)."""
+
+
+async def metrics_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """`/metrics` from beyond loopback (`Observability(metrics_guard=...)`): a key with the `read` scope.
+
+    A scrape takes no rate-limit token: a Prometheus must not lose its series to a key's limit. With auth
+    off (no `AccessControl`) there is no key to check: 403, as without a guard.
+
+    Raises:
+        Unauthenticated, ScopeMissing: the answer is 401 or 403.
+        HTTPException: 403 when auth is off.
+        StoreUnavailable: the keys cannot be read now (503).
+    """
+    access: AccessControl | None = connection.app.state.get(ACCESS)
+    if access is None:
+        raise HTTPException(
+            status_code=403,
+            detail="/metrics is served to loopback clients only (PREDICTOR_METRICS=open serves it to all)",
+        )
+    key = await access.identify(credentials(connection.headers))
+    if METRICS_SCOPE not in key.scopes:
+        held = ", ".join(sorted(key.scopes))
+        raise ScopeMissing(
+            f"key {key.id} may not read /metrics: it needs the {METRICS_SCOPE.value!r} scope, "
+            f"the key has {held}",
+            scope=METRICS_SCOPE.value,
+        )
+    connection.scope.setdefault("state", {})[_ADMISSION] = Admission(key)
 
 
 def _admission(connection: ASGIConnection[Any, Any, Any, Any]) -> Admission | None:

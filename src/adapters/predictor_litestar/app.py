@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from copy import deepcopy
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 
 from predictor_core import AccessControl, ModelLifecycle, ModelMonitor, ModelRegistry, PredictionService
-from predictor_litestar.access import ACCESS, rate_limit_headers
+from predictor_litestar.access import ACCESS, guard, rate_limit_headers
 from predictor_litestar.dependencies import dependencies
 from predictor_litestar.docs import assets_router, openapi_config
 from predictor_litestar.headers import cors_config, security_headers
@@ -58,10 +59,14 @@ def create_app(
     observability = observability or Observability()
     observability.track(models)
     app = Litestar(
-        route_handlers=[*ROUTERS, assets_router(), observability.route()],
+        route_handlers=[
+            *(ROUTERS if access is not None else _unguarded(ROUTERS)),
+            assets_router(),
+            observability.route(),
+        ],
         dependencies=dependencies(service, models, options, lifecycle, access, monitor),
         state=State({ACCESS: access}),
-        before_send=[rate_limit_headers, security_headers],
+        before_send=[rate_limit_headers, security_headers] if access is not None else [security_headers],
         cors_config=cors_config(options.cors_origins),
         exception_handlers=exception_handlers,
         request_max_body_size=options.max_body_bytes,
@@ -73,3 +78,17 @@ def create_app(
     document_access(app)
     app.asgi_handler = observability.wrap(app.asgi_handler)  # outside routing: sees every request
     return app
+
+
+def _unguarded(routers: Sequence[Router]) -> list[Router]:
+    """Copies of `routers` without the access guard, for an app with auth off.
+
+    The guard would let every call through there, at the price of Litestar's copy of the handler for
+    each call.
+    """
+    copies = []
+    for router in routers:
+        copy = deepcopy(router)  # as Litestar's own registration does: the handlers follow their router
+        copy.guards = [g for g in copy.guards if g is not guard]
+        copies.append(copy)
+    return copies

@@ -31,7 +31,7 @@ from predictor_core import (
 )
 from predictor_litestar.jsonkeys import dict_keys, repeated_key
 from predictor_litestar.problems import ProblemDetail
-from predictor_litestar.tracing import timed
+from predictor_litestar.tracing import MAX_REQUEST_ID, request_id_fault, timed
 
 __all__ = [
     "MAX_REQUEST_ID",
@@ -53,9 +53,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-MAX_REQUEST_ID = 128
-"""Longest request id kept with a prediction (`X-Request-ID`, the v2 `id`): the column's width."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LONE_SURROGATE = re.compile(
     rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
     rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
@@ -259,23 +256,22 @@ def check_encoding(request: Request[Any, Any, Any]) -> None:
 def checked_request_id(value: str | None, *, name: str, loc: list[int | str]) -> str | None:
     """A client's request id as kept with its predictions; empty means none.
 
+    The rule is the one `Observability` applies to `X-Request-ID` (`tracing.request_id_fault`), so an id
+    kept here is the one the request's log line shows and its answer carries.
+
     Raises:
         HTTPException: 400 naming `name` when it is longer than `MAX_REQUEST_ID` or holds a control
             character (NUL cannot be stored, and the others have no place in a log or a trace).
     """
     if not value:
         return None
-    if len(value) > MAX_REQUEST_ID:
-        detail = f"{name} is {len(value)} characters long; at most {MAX_REQUEST_ID} are accepted"
-        raise refusal(detail, loc=loc, code="too_long", value=f"{value[:40]}…")
-    control = _CONTROL.search(value)
-    if control is not None:
-        detail = (
-            f"{name} holds the control character U+{ord(control.group()):04X} at position "
-            f"{control.start()}; a request id is printable text"
-        )
-        raise refusal(detail, loc=loc, code="control_character")
-    return value
+    fault = request_id_fault(value)
+    if fault is None:
+        return value
+    code, reason = fault
+    detail = f"{name} {reason}"
+    shown = f"{value[:40]}…" if code == "too_long" else None
+    raise refusal(detail, loc=loc, code=code, value=shown)
 
 
 def refusal(detail: str, *, loc: list[int | str], code: str, value: Any = None) -> HTTPException:

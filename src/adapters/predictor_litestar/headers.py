@@ -45,7 +45,11 @@ async def security_headers(message: Message, scope: Scope) -> None:
         return
     path = scope["path"]
     added = _DOCS if path == DOCS or path.startswith(_DOCS_PREFIX) else _API
-    message["headers"] = [*message.get("headers", ()), *added]
+    headers = message.get("headers", ())
+    if type(headers) is list:  # Litestar makes a new list for each answer: no copy needed
+        headers.extend(added)
+    else:
+        message["headers"] = [*headers, *added]
 
 
 def cors_config(origins: Sequence[str]) -> CORSConfig | None:

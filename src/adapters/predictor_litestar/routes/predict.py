@@ -41,7 +41,10 @@ def model_reference(request: Request[Any, Any, Any]) -> tuple[str | None, str | 
 
 
 def _request_id(request: Request[Any, Any, Any]) -> str | None:
-    """The caller's `X-Request-ID`, kept with the prediction for tracing.
+    """The caller's `X-Request-ID`, kept with the prediction for tracing (None when it sent none).
+
+    The same rule as the request's log line and its answer (`tracing.request_id_fault`): an id kept here
+    is the one they show.
 
     Raises:
         HTTPException: 400 when it is over 128 characters or holds a control character (NUL...).
