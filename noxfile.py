@@ -6,6 +6,7 @@ manifests; `.ci/run` calls both, then builds and runs the container image (`.ci/
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 
@@ -90,10 +91,44 @@ def delivery(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: each prints ratios against a baseline measured in the same run (never in tests)."""
-    session.install("-e", ".[dev]")
-    scripts = session.posargs or sorted(
-        os.path.join("benchmarks", name) for name in os.listdir("benchmarks") if name.startswith("bench_")
+    """Benchmarks: each prints ratios against a baseline measured in the same run (never in tests).
+
+    `nox -s bench` runs every benchmarks/bench_*.py; `nox -s bench -- benchmarks/bench_http.py 10` runs one
+    with its arguments. The HTTP benchmark's peers need FastAPI and joblib (uvicorn, uvloop, httptools,
+    scikit-learn and psycopg come with `.[dev]`), wrk, and PostgreSQL: a server or its binaries.
+    """
+    session.install("-e", ".[dev]", "fastapi", "joblib")
+    if session.posargs and not all(arg.endswith(".py") for arg in session.posargs):
+        runs = [list(session.posargs)]  # one script and its arguments
+    else:
+        scripts = session.posargs or sorted(
+            os.path.join("benchmarks", name) for name in os.listdir("benchmarks") if name.startswith("bench_")
+        )
+        runs = [[script] for script in scripts]
+    if any(os.path.basename(run[0]) == "bench_http.py" for run in runs):
+        _http_bench_tools(session)
+    for run in runs:
+        session.run("python", *run)
+
+
+def _http_bench_tools(session: nox.Session) -> None:
+    """wrk, and PostgreSQL's binaries unless a server is named: installed with apt-get as root, else said."""
+    missing = [] if shutil.which("wrk") else ["wrk"]
+    named = os.environ.get("BENCH_PG") or os.environ.get("PREDICTOR_TEST_DATABASE_URL")
+    if not (named or glob.glob("/usr/lib/postgresql/*/bin/pg_ctl") or shutil.which("pg_ctl")):
+        missing.append("postgresql")
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        if "wrk" in missing:
+            session.error(
+                "benchmarks/bench_http.py needs wrk: install it (Debian/Ubuntu: apt-get install wrk)"
+            )
+        session.warn(
+            "no PostgreSQL binaries: without a server on 127.0.0.1:5432 or BENCH_PG, no PostgreSQL row"
+        )
+        return
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run(
+        "apt-get", "install", "-y", "-qq", *missing, external=True, env={"DEBIAN_FRONTEND": "noninteractive"}
     )
-    for script in scripts:
-        session.run("python", script)
