@@ -50,7 +50,7 @@ async def main(url: str, seconds: float) -> None:
     await recorded.predict([ROW])  # register the model, warm the pool
     print(f"backend: {store.backend}  health: {await store.health()}")
     print(f"{'callers':>8} {'unrecorded/s':>14} {'recorded/s':>12} {'ratio':>7}")
-    for callers in (1, 16):
+    for callers in (1, 16, 64):
         base = await rate(baseline, callers, seconds)
         rec = await rate(recorded, callers, seconds)
         print(f"{callers:>8} {base:>14.0f} {rec:>12.0f} {rec / base:>7.3f}")

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Iterator
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ValueNotSendable
 from sqlalchemy import exc as sa_exc
 
 from predictor_core import DuplicatePrediction, PredictorError, StoreRejected, StoreUnavailable
@@ -46,6 +47,8 @@ def is_unavailable(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, ValueNotSendable):  # an InterfaceError, yet the value is at fault
+            return False
         if isinstance(current, _UNAVAILABLE):
             return True
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
@@ -55,10 +58,18 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
-def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
-    """A unique key violated: PostgreSQL's SQLSTATE 23505 (via asyncpg), or SQLite's UNIQUE message."""
-    orig = exc.orig
+def _is_unique_violation(exc: BaseException) -> bool:
+    """A unique key violated: PostgreSQL's SQLSTATE 23505 (asyncpg's own or wrapped), or SQLite's message."""
+    orig = exc.orig if isinstance(exc, sa_exc.IntegrityError) else exc
     return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
+
+
+def _refused(exc: BaseException) -> bool:
+    """The database (or the driver, for a value it cannot send) refused the statement: not a bug here.
+
+    asyncpg's own errors come unwrapped from the COPY path, which bypasses SQLAlchemy.
+    """
+    return isinstance(exc, sa_exc.SQLAlchemyError | asyncpg.PostgresError | ValueNotSendable)
 
 
 def _reason(exc: BaseException) -> str:
@@ -82,8 +93,10 @@ def translate_db_errors(action: str) -> Iterator[None]:
                 f"the prediction database is unavailable, cannot {action} ({_reason(exc)}); retry later",
                 retry_after=RETRY_AFTER_S,
             ) from exc
-        if isinstance(exc, sa_exc.IntegrityError) and _is_unique_violation(exc):
+        if isinstance(exc, sa_exc.IntegrityError | asyncpg.UniqueViolationError) and _is_unique_violation(
+            exc
+        ):
             raise DuplicatePrediction(f"cannot {action}: a prediction id is recorded already") from exc
-        if isinstance(exc, sa_exc.SQLAlchemyError):  # the driver's refusals, and values it cannot send
+        if _refused(exc):
             raise StoreRejected(f"the database refused to {action}: {_reason(exc)}") from exc
         raise  # not the database's: a bug here, which stays what it is

@@ -41,8 +41,10 @@ from predictor_core import (
     StoreHealth,
     Task,
 )
+from predictor_sql.bulk import ANSWER_COLUMNS, INPUT_COLUMNS, SHADOW_COLUMNS, insert_rows
 from predictor_sql.durability import durability_problems, write_problem
 from predictor_sql.errors import translate_db_errors
+from predictor_sql.group_commit import GroupCommit
 from predictor_sql.migrate import current_revision, head_revision
 from predictor_sql.tables import (
     model_inputs,
@@ -188,6 +190,10 @@ class SqlPredictionStore:
         self._health_ttl = health_ttl
         self._health: tuple[float, StoreHealth] | None = None
         self._health_lock = asyncio.Lock()
+        # PostgreSQL takes the next group while the last one is flushed to disk; SQLite has one writer
+        commits = 2 if self.backend == "postgresql" else 1
+        self._records = GroupCommit(self._record, in_flight=commits)
+        self._shadow_records = GroupCommit(self._record_shadow, in_flight=commits)
 
     async def start(self) -> None:
         """Connect and check the schema is at this release's revision.
@@ -208,6 +214,9 @@ class SqlPredictionStore:
             )
 
     async def close(self) -> None:
+        """Commit everything queued, then close the connections."""
+        await self._records.close()
+        await self._shadow_records.close()
         await self.engine.dispose()
 
     async def register_model(self, manifest: ModelManifest, /) -> None:
@@ -256,8 +265,9 @@ class SqlPredictionStore:
     async def record(self, records: Sequence[PredictionRecord], /) -> None:
         """Commit the inputs and outputs of every record in one transaction, then return.
 
-        The write is shielded from cancellation: a caller that gives up does not return a connection
-        in the middle of a transaction to the pool; the commit either happens or fails on its own.
+        Concurrent calls share one transaction (`GroupCommit`): each returns after the commit that holds
+        its rows, and one caller's refused rows are retried apart from the others'. A caller that gives
+        up does not cancel the write; its rows are committed or not with the rest of their group.
 
         Raises:
             DuplicatePrediction, ModelConflict, StoreRejected: nothing of this call was recorded.
@@ -265,29 +275,34 @@ class SqlPredictionStore:
                 lost: the rows exist but the caller was not told, which the audit allows).
         """
         if records:
-            await asyncio.shield(self._record(records))
+            await self._records.submit(records)
 
     async def _record(self, records: Sequence[PredictionRecord]) -> None:
         with translate_db_errors("record predictions"):
-            async with self.engine.begin() as conn:
-                model_ids = {}
-                for identity in {r.prediction.model for r in records}:
-                    model_ids[identity] = await self._model_id(identity, conn)
-                inputs = [
-                    {
-                        "prediction_id": r.prediction_id,
-                        "model_version_id": model_ids[r.prediction.model],
-                        "features": r.features,
-                        "request_id": r.request_id,
-                        "key_id": r.key_id,
-                        "created_at": _utc(r.created_at),
-                    }
-                    for r in records
-                ]
-                await conn.execute(model_inputs.insert(), inputs)
-                await conn.execute(
-                    model_outputs.insert(), [_answer_row(r.prediction, r.latency_ms) for r in records]
+            model_ids = await self._model_ids_of(records)
+            inputs = [
+                (
+                    r.prediction_id,
+                    model_ids[r.prediction.model],
+                    _json_dumps(r.features),
+                    r.request_id,
+                    r.key_id,
+                    _utc(r.created_at),
                 )
+                for r in records
+            ]
+            outputs = [_answer_row(r.prediction, r.latency_ms) for r in records]
+            async with self.engine.connect() as conn:
+                await insert_rows(
+                    conn, [(model_inputs, INPUT_COLUMNS, inputs), (model_outputs, ANSWER_COLUMNS, outputs)]
+                )
+
+    async def _model_ids_of(
+        self, records: Sequence[PredictionRecord | ShadowRecord]
+    ) -> dict[ModelIdentity, int]:
+        return {
+            identity: await self._model_id(identity) for identity in {r.prediction.model for r in records}
+        }
 
     async def record_shadow(self, records: Sequence[ShadowRecord], /) -> None:
         """Commit shadow answers beside their live inputs (`shadow_outputs`), in one transaction.
@@ -298,24 +313,21 @@ class SqlPredictionStore:
             StoreUnavailable: retryable.
         """
         if records:
-            await asyncio.shield(self._record_shadow(records))
+            await self._shadow_records.submit(records)
 
     async def _record_shadow(self, records: Sequence[ShadowRecord]) -> None:
         with translate_db_errors("record shadow predictions"):
-            async with self.engine.begin() as conn:
-                model_ids = {}
-                for identity in {r.prediction.model for r in records}:
-                    model_ids[identity] = await self._model_id(identity, conn)
-                rows = [
-                    {
-                        **_answer_row(r.prediction, r.latency_ms),
-                        "prediction_id": r.prediction_id,
-                        "model_version_id": model_ids[r.prediction.model],
-                        "created_at": _utc(r.created_at),
-                    }
-                    for r in records
-                ]
-                await conn.execute(shadow_outputs.insert(), rows)
+            model_ids = await self._model_ids_of(records)
+            rows = [
+                (
+                    *_answer_row(r.prediction, r.latency_ms, r.prediction_id),
+                    model_ids[r.prediction.model],
+                    _utc(r.created_at),
+                )
+                for r in records
+            ]
+            async with self.engine.connect() as conn:
+                await insert_rows(conn, [(shadow_outputs, SHADOW_COLUMNS, rows)])
 
     async def get(self, prediction_id: uuid.UUID, /) -> PredictionRecord:
         """The recorded prediction with its input. Raises PredictionNotFound."""
@@ -427,26 +439,17 @@ class SqlPredictionStore:
         )
 
 
-def _answer_row(p: Prediction, latency_ms: float) -> dict[str, Any]:
-    """The answer columns shared by live and shadow outputs (live ones carry their own id)."""
-    row: dict[str, Any] = {
-        "prediction_id": p.prediction_id,
-        "latency_ms": latency_ms,
-        "label": None,
-        "label_is_int": None,
-        "probability": None,
-        "probabilities": None,
-        "value": None,
-    }
+def _answer_row(p: Prediction, latency_ms: float, prediction_id: uuid.UUID | None = None) -> tuple[Any, ...]:
+    """The ANSWER_COLUMNS of a prediction (a shadow answer carries the id of the live one it shadows)."""
+    row_id = p.prediction_id if prediction_id is None else prediction_id
     if isinstance(p, RegressionPrediction):
-        row.update(task=Task.REGRESSION.value, value=p.value)
-        return row
-    row.update(label=str(p.label), label_is_int=isinstance(p.label, int))
+        return (row_id, Task.REGRESSION.value, None, None, None, None, p.value, latency_ms)
+    label, is_int = str(p.label), isinstance(p.label, int)
     if isinstance(p, BinaryPrediction):
-        row.update(task=Task.BINARY.value, probability=p.probability)
-    else:
-        row.update(task=Task.MULTICLASS.value, probabilities=p.probabilities)
-    return row
+        return (row_id, Task.BINARY.value, label, is_int, p.probability, None, None, latency_ms)
+    assert isinstance(p, MulticlassPrediction)
+    probabilities = _json_dumps(p.probabilities)
+    return (row_id, Task.MULTICLASS.value, label, is_int, None, probabilities, None, latency_ms)
 
 
 def _prediction(row: Any) -> Prediction:

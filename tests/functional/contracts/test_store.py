@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 
@@ -150,6 +151,45 @@ async def test_a_batch_is_recorded_whole_or_not_at_all(store: PredictionStore) -
     for record in batch[:-1]:
         with pytest.raises(PredictionNotFound):
             await store.get(record.prediction_id)
+
+
+async def test_concurrent_callers_are_recorded_apart_from_one_bad_caller(store: PredictionStore) -> None:
+    """Callers that share a group commit: one caller's duplicate id fails that caller alone."""
+    await store.register_model(BINARY)
+    recorded = records_for(BINARY, ROWS[:1])
+    await store.record(recorded)
+    good = [records_for(BINARY, ROWS) for _ in range(40)]
+    bad = [*records_for(BINARY, ROWS[:1]), recorded[0]]
+    outcomes = await asyncio.gather(
+        *(store.record(records) for records in good[:20]),
+        store.record(bad),
+        *(store.record(records) for records in good[20:]),
+        return_exceptions=True,
+    )
+    assert [type(o).__name__ for o in outcomes].count("DuplicatePrediction") == 1
+    assert isinstance(outcomes[20], DuplicatePrediction)
+    assert all(o is None for i, o in enumerate(outcomes) if i != 20)
+    for records in good:
+        for record in records:
+            assert await store.get(record.prediction_id) == record
+    with pytest.raises(PredictionNotFound):
+        await store.get(bad[0].prediction_id)
+
+
+async def test_a_caller_that_gives_up_does_not_undo_its_group(store: PredictionStore) -> None:
+    """A cancelled caller's rows are committed or not with their group; the others' are committed."""
+    await store.register_model(BINARY)
+    batches = [records_for(BINARY, ROWS) for _ in range(20)]
+    calls = [asyncio.ensure_future(store.record(records)) for records in batches]
+    await asyncio.sleep(0)
+    calls[3].cancel()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(o is None for i, o in enumerate(outcomes) if i != 3)
+    await store.close()  # waits for every queued group
+    await store.start()
+    for records in batches[:3] + batches[4:]:
+        for record in records:
+            assert await store.get(record.prediction_id) == record
 
 
 async def test_unregistered_model_is_refused(store: PredictionStore) -> None:
