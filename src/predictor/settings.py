@@ -65,13 +65,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cors_origins: tuple[str, ...] = ()
     """Origins (`https://app.example:8443`) whose browser pages may call the API; `*` for any. Empty:
     CORS is off, as by default (comma-separated in the environment: PREDICTOR_CORS_ORIGINS)."""
-    offload: bool = False
-    """Run inference in a worker thread instead of on the event loop. Off by default: inline measured
-    faster for the reference models (benchmarks/bench_http.py, docs/api.md)."""
-    max_in_flight: int = 16
+    inference: Literal["inline", "batch", "thread", "thread-batch"] = "batch"
+    """Where inference runs: `inline` on the event loop, one call per request; `batch` on the event loop,
+    the requests that reach inference in the same loop turn merged into one call; `thread` in a worker
+    thread (a slow model must not stall the server); `thread-batch` in a worker thread, the requests that
+    arrive while a call runs merged into the next (docs/api.md has the figures of each)."""
+    max_in_flight: int = 64
     """Most requests one worker handles at once (health probes and /metrics aside); one more is answered
-    503 with Retry-After at once instead of queueing into long tails. 16 kept the throughput of one
-    worker and cut its p99 at 64 connections from 514 to 55 ms (docs/operations.md). 0: no bound."""
+    503 with Retry-After at once instead of queueing into long tails. With grouped commits and batched
+    inference 64 connections are served without a shed at a p99 under 100 ms, where a bound of 16 shed
+    98 % of them (docs/operations.md). 0: no bound."""
     max_header_bytes: int = 32_768
     """Largest request head (request line and headers) a connection may send; a larger one gets 431."""
     header_timeout: float = 10.0

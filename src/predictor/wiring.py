@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import itertools
 import logging
 import signal
@@ -26,6 +27,7 @@ from predictor_core import (
     AccessControl,
     AliasStore,
     AuditReader,
+    BatchingInference,
     ConfigurationError,
     DriftReport,
     FallbackRateLimiter,
@@ -44,6 +46,7 @@ from predictor_core import (
     StoreUnavailable,
     ThreadedInference,
 )
+from predictor_core.scheduling import InferenceScheduler, InlineInference
 
 if TYPE_CHECKING:
     from predictor_onnx import BundleDirectory
@@ -54,6 +57,13 @@ log = logging.getLogger(__name__)
 RESCAN_EVERY_S = 5.0
 """How often the watcher re-reads the bundles: new versions appear, removed ones stop being served."""
 CREATE_A_KEY = "predictor keys create --name NAME --scopes predict,read"
+_SCHEDULERS: dict[str, Callable[[], InferenceScheduler]] = {
+    "inline": InlineInference,
+    "batch": BatchingInference,
+    "thread": ThreadedInference,
+    "thread-batch": functools.partial(BatchingInference, in_thread=True),
+}
+"""The `inference` setting's schedulers (predictor_core.scheduling)."""
 
 
 def build_model_source(settings: Settings) -> BundleDirectory:
@@ -155,7 +165,7 @@ class Wiring:
         self.service = PredictionService(
             self.registry,
             self._store,
-            inference=ThreadedInference() if settings.offload else None,
+            inference=_SCHEDULERS[settings.inference](),
             observer=observer,
         )
         self._started = False

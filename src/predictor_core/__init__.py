@@ -117,7 +117,12 @@ from predictor_core.registry import (
     version_key,
 )
 from predictor_core.rules import Rule
-from predictor_core.scheduling import InferenceScheduler, InlineInference, ThreadedInference
+from predictor_core.scheduling import (
+    BatchingInference,
+    InferenceScheduler,
+    InlineInference,
+    ThreadedInference,
+)
 from predictor_core.schema import Feature, FeatureKind, FeatureSchema
 from predictor_core.service import (
     ModelStatus,
@@ -144,6 +149,7 @@ __all__ = [
     "AliasStore",
     "ApiKey",
     "AuditReader",
+    "BatchingInference",
     "BinaryPrediction",
     "Bucket",
     "BundleError",

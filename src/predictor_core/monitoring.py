@@ -116,10 +116,13 @@ class ModelMonitor:
         """The window [since, until): until defaults to now, since to `window` before until (both UTC).
 
         Raises:
-            ValueError: since is not before until.
+            ValueError: since is not before until, or either is out of range once in UTC.
         """
-        end = _utc(until) if until is not None else self._clock()
-        start = _utc(since) if since is not None else end - self._window
+        try:
+            end = _utc(until) if until is not None else self._clock()
+            start = _utc(since) if since is not None else end - self._window
+        except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise ValueError("the window must lie between the years 1 and 9999, in UTC") from None
         if start >= end:
             raise ValueError(
                 f"the window must start before it ends: {start.isoformat()} >= {end.isoformat()}"

@@ -3,19 +3,23 @@
 `PredictionService.predict` awaits an `InferenceScheduler`, never `InferenceRuntime.infer` itself, so the
 scheduler decides where and when the synchronous `infer` runs: inline on the calling thread (the default:
 these graphs take microseconds, less than a thread hop), in a worker thread (a slow model must not stall
-the event loop), or later, once concurrent requests for the same model version can be run as one batch.
+the event loop), or batched: concurrent requests for the same loaded version run as one call.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
+from predictor_core.errors import RuntimeUnavailable
 from predictor_core.ports import InferenceRuntime
-from predictor_core.predictions import TaskOutputs
+from predictor_core.predictions import ClassifierOutputs, RegressorOutputs, TaskOutputs
 from predictor_core.validation import ValidatedBatch
 
-__all__ = ["InferenceScheduler", "InlineInference", "ThreadedInference"]
+__all__ = ["BatchingInference", "InferenceScheduler", "InlineInference", "ThreadedInference"]
 
 
 class InferenceScheduler(Protocol):
@@ -38,3 +42,118 @@ class ThreadedInference:
 
     async def infer(self, runtime: InferenceRuntime, batch: ValidatedBatch, /) -> TaskOutputs:
         return await asyncio.to_thread(runtime.infer, batch)
+
+
+class BatchingInference:
+    """Concurrent requests for one loaded version leave as one runtime call.
+
+    No timer, as in the store's group commit. A request never waits for others to come: the requests
+    that reach inference in the same turn of the event loop run as one call on the loop, at the start
+    of the next turn (`in_thread=False`); in a worker thread (`in_thread=True`), the requests that
+    arrive while a call runs leave together when it returns. At most `max_rows` rows go in one call.
+    Each request gets back exactly its own rows. A merged call that fails for another reason than the
+    runtime being unavailable is run again one request at a time, so one request's input never fails
+    the others.
+
+    Measured on the breast_cancer model at 64 connections (docs/api.md): 1.3x the requests per second
+    of inline inference and a p99 of 40 instead of 290 ms, for about 5 % fewer at one connection.
+    """
+
+    def __init__(self, *, max_rows: int = 256, in_thread: bool = False) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+        self.max_rows = max_rows
+        self.in_thread = in_thread
+        self._queues: dict[int, _Queue] = {}
+        self.calls = 0
+        """Runtime calls made so far (for benchmarks and tests: requests per call)."""
+
+    async def infer(self, runtime: InferenceRuntime, batch: ValidatedBatch, /) -> TaskOutputs:
+        queue = self._queues.get(id(runtime))
+        if queue is None or queue.runtime is not runtime:
+            queue = self._queues[id(runtime)] = _Queue(runtime)
+        answer: asyncio.Future[TaskOutputs] = asyncio.get_running_loop().create_future()
+        queue.waiting.append((batch, answer))
+        if not queue.running:
+            queue.running = True
+            asyncio.get_running_loop().create_task(self._run(queue))
+        return await answer
+
+    async def _run(self, queue: _Queue) -> None:
+        try:
+            while queue.waiting:
+                taken, rows = 0, 0
+                for batch, _ in queue.waiting:
+                    if taken and rows + len(batch) > self.max_rows:
+                        break
+                    taken, rows = taken + 1, rows + len(batch)
+                group, queue.waiting = queue.waiting[:taken], queue.waiting[taken:]
+                await self._call(queue.runtime, group)
+        finally:
+            queue.running = False
+            if self._queues.get(id(queue.runtime)) is queue:
+                del self._queues[id(queue.runtime)]
+
+    async def _call(self, runtime: InferenceRuntime, group: list[_Waiting]) -> None:
+        self.calls += 1
+        batches = [batch for batch, _ in group]
+        try:
+            merged = batches[0] if len(batches) == 1 else concat_batches(batches)
+            if self.in_thread:
+                outputs = await asyncio.to_thread(runtime.infer, merged)
+            else:
+                outputs = runtime.infer(merged)
+        except RuntimeUnavailable as exc:
+            _settle(group, exc)
+        except Exception as exc:
+            if len(group) == 1:
+                _settle(group, exc)
+            else:
+                for one in group:
+                    await self._call(runtime, [one])
+        except BaseException as exc:  # cancelled: nobody may wait forever
+            _settle(group, RuntimeUnavailable("inference was interrupted", retry_after=1.0))
+            raise exc
+        else:
+            start = 0
+            for batch, answer in group:
+                if not answer.done():
+                    answer.set_result(slice_outputs(outputs, start, start + len(batch)))
+                start += len(batch)
+
+
+_Waiting = tuple[ValidatedBatch, "asyncio.Future[TaskOutputs]"]
+
+
+class _Queue:
+    __slots__ = ("running", "runtime", "waiting")
+
+    def __init__(self, runtime: InferenceRuntime) -> None:
+        self.runtime = runtime
+        self.waiting: list[_Waiting] = []
+        self.running = False
+
+
+def _settle(group: list[_Waiting], error: BaseException) -> None:
+    for _, answer in group:
+        if not answer.done():
+            answer.set_exception(error)
+
+
+def concat_batches(batches: Sequence[ValidatedBatch]) -> ValidatedBatch:
+    """One batch holding the rows of `batches` in order (all validated against the same schema)."""
+    first = batches[0]
+    numbers = [b.numbers for b in batches]
+    return ValidatedBatch(
+        schema=first.schema,
+        rows=[row for b in batches for row in b.rows],
+        columns={name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns},
+        numbers=None if any(n is None for n in numbers) else np.concatenate(numbers),  # type: ignore[arg-type]
+    )
+
+
+def slice_outputs(outputs: TaskOutputs, start: int, stop: int) -> TaskOutputs:
+    """The outputs of rows `start` to `stop` (exclusive) of a merged call."""
+    if isinstance(outputs, RegressorOutputs):
+        return RegressorOutputs(outputs.values[start:stop])
+    return ClassifierOutputs(outputs.labels[start:stop], outputs.probabilities[start:stop])

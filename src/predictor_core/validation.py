@@ -301,7 +301,10 @@ def _float_matrix(rows: list[tuple[Any, ...]], width: int) -> np.ndarray | None:
     a list of float rows puts them, decoding from the start can only read floats, so the 8-byte
     big-endian values are read in place by numpy.
     """
-    data = _ENCODER.encode(rows)
+    try:
+        data = _ENCODER.encode(rows)
+    except (OverflowError, TypeError, ValueError):  # a huge int, an object msgpack cannot hold
+        return None  # the thorough path says what is wrong with it
     count, outer, inner = len(rows), _array_header(len(rows)), _array_header(width)
     stride = len(inner) + 9 * width
     if len(data) != len(outer) + count * stride or not data.startswith(outer):

@@ -58,9 +58,9 @@ def by_status(scraped: dict, route: str, method: str = "POST") -> dict[str, floa
 
 
 def all_started(base: str, workers: int) -> None:
-    """Wait until every worker has started: each adds its bound (16) to `predictor_http_max_in_flight`."""
+    """Wait until every worker has started: each adds its bound (64) to `predictor_http_max_in_flight`."""
     deadline = time.monotonic() + 60
-    while samples(base)[("predictor_http_max_in_flight", ())] < 16 * workers:
+    while samples(base)[("predictor_http_max_in_flight", ())] < 64 * workers:
         assert time.monotonic() < deadline, "not every worker started"
         time.sleep(0.2)
 
@@ -120,7 +120,7 @@ def test_metrics_equal_the_requests_sent_per_status(fresh_pg_url: str, tmp_path:
         info = [dict(labels) for (name, labels), v in after.items() if name == "predictor_model_info" and v]
         assert [(i["model"], i["provider"]) for i in info] == [("breast_cancer", "CPUExecutionProvider")]
         assert after[("predictor_http_requests_in_flight", ())] == 0
-        assert after[("predictor_http_max_in_flight", ())] == 16 * workers
+        assert after[("predictor_http_max_in_flight", ())] == 64 * workers
     assert rows(fresh_pg_url, "SELECT count(*) FROM model_outputs") == 12
 
     lines = request_lines(log)
@@ -183,7 +183,7 @@ def test_worker_restarts_leave_no_files_behind_and_lose_no_count(fresh_pg_url: s
                 assert time.monotonic() < deadline
             # the new worker has files as soon as it imports its metrics, and publishes its bound a
             # moment later, at its start: the two live workers' bounds count, never a dead one's
-            while (bound := samples(base).get(("predictor_http_max_in_flight", ()))) != 32:
+            while (bound := samples(base).get(("predictor_http_max_in_flight", ()))) != 128:
                 assert time.monotonic() < deadline, bound
                 time.sleep(0.2)
         scraped = samples(base)  # each scrape sweeps first
@@ -193,7 +193,7 @@ def test_worker_restarts_leave_no_files_behind_and_lose_no_count(fresh_pg_url: s
         assert all(parent_of(int(pid)) == serve.pid for pid in owners)  # the two live workers only
     assert by_status(scraped, "/predict") == {"200": sent}
     assert scraped[("predictor_http_requests_in_flight", ())] == 0
-    assert scraped[("predictor_http_max_in_flight", ())] == 32  # the two live workers only
+    assert scraped[("predictor_http_max_in_flight", ())] == 128  # the two live workers only
     assert not [name for name in files if any(str(pid) in name for pid in killed)], files
     kinds = {name.removesuffix(".db").rsplit("_", 1)[0] for name in files}
     assert len(files) <= 2 * len(kinds) + 2, files  # one file per kind and live worker, 2 archives

@@ -289,6 +289,10 @@ async def test_windows_default_to_the_day_before_now_and_must_not_be_empty() -> 
     )
     with pytest.raises(ValueError, match="must start before it ends"):
         monitor.window(now, now)
+    early = dt.datetime(1, 1, 1, 0, 0, 2, tzinfo=dt.timezone(dt.timedelta(hours=1, minutes=1)))
+    for since, until in ((early, now), (None, dt.datetime(1, 1, 1, 1, tzinfo=dt.UTC))):
+        with pytest.raises(ValueError, match="between the years 1 and 9999"):  # found by schemathesis: a 500
+            monitor.window(since, until)
     store = InMemoryPredictionStore()
     _, until = ModelMonitor(store, InMemoryAuditReader(store)).window()  # the real clock
     assert abs(until - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
