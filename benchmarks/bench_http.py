@@ -440,7 +440,7 @@ def main() -> None:
     )
     parser.add_argument("--before", default=os.environ.get("BENCH_BEFORE"), help="another checkout too")
     parser.add_argument(
-        "--inference", choices=("inline", "thread", "batch"), default=None, help="PREDICTOR_INFERENCE"
+        "--inference", choices=("inline", "batch", "thread", "thread-batch"), help="PREDICTOR_INFERENCE"
     )
     parser.add_argument(
         "--seed-pipeline",

@@ -611,7 +611,7 @@ def test_the_settings_of_observability_shedding_and_drain() -> None:
     from predictor_core import ConfigurationError
 
     default = Settings.load({})
-    assert (default.max_in_flight, default.metrics, default.request_log) == (16, "loopback", True)
+    assert (default.max_in_flight, default.metrics, default.request_log) == (64, "loopback", True)
     assert default.drain_timeout > 0
     assert default.drain_delay == 0
     env = {
