@@ -9,10 +9,7 @@ the event loop), or batched: concurrent requests for the same loaded version run
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Protocol
-
-import numpy as np
 
 from predictor_core.errors import RuntimeUnavailable
 from predictor_core.ports import InferenceRuntime
@@ -98,7 +95,7 @@ class BatchingInference:
         self.calls += 1
         batches = [batch for batch, _ in group]
         try:
-            merged = batches[0] if len(batches) == 1 else concat_batches(batches)
+            merged = batches[0] if len(batches) == 1 else ValidatedBatch.concat(batches)
             if self.in_thread:
                 outputs = await asyncio.to_thread(runtime.infer, merged)
             else:
@@ -138,18 +135,6 @@ def _settle(group: list[_Waiting], error: BaseException) -> None:
     for _, answer in group:
         if not answer.done():
             answer.set_exception(error)
-
-
-def concat_batches(batches: Sequence[ValidatedBatch]) -> ValidatedBatch:
-    """One batch holding the rows of `batches` in order (all validated against the same schema)."""
-    first = batches[0]
-    numbers = [b.numbers for b in batches]
-    return ValidatedBatch(
-        schema=first.schema,
-        rows=[row for b in batches for row in b.rows],
-        columns={name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns},
-        numbers=None if any(n is None for n in numbers) else np.concatenate(numbers),  # type: ignore[arg-type]
-    )
 
 
 def slice_outputs(outputs: TaskOutputs, start: int, stop: int) -> TaskOutputs:

@@ -77,6 +77,22 @@ class ValidatedBatch:
         names = self.schema.names
         return [dict(zip(names, row, strict=True)) for row in self.rows]
 
+    @classmethod
+    def concat(cls, batches: Sequence[ValidatedBatch]) -> ValidatedBatch:
+        """One batch of the rows of `batches` in order, all validated against the same schema.
+
+        For one runtime call over several requests (micro-batching): dense batches stay one matrix with
+        columns made on demand, and rows are joined only if asked for.
+        """
+        first = batches[0]
+        matrices = [b.numbers for b in batches if b.numbers is not None]
+        if len(matrices) == len(batches):
+            numbers = np.concatenate(matrices)
+            columns: Mapping[str, np.ndarray] = _DenseColumns(numbers, _plan(first.schema).positions)
+            return cls(first.schema, _JoinedRows([b.rows for b in batches]), columns, numbers)
+        joined = {name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns}
+        return cls(first.schema, _JoinedRows([b.rows for b in batches]), joined)
+
     def matrix(self) -> npt.NDArray[np.float32]:
         """All features as one float32 [N, F] matrix in schema order; only for all-numeric schemas."""
         if self.numbers is not None:
@@ -125,6 +141,31 @@ class _LazyRows(Sequence[tuple[Any, ...]]):
         if self._rows is None:
             plain = (_plain_values(values, integer) for values, integer in self._sources)
             self._rows = list(zip(*plain, strict=True))
+        return self._rows
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._made()[index]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._made())
+
+    def __len__(self) -> int:
+        return self._size
+
+
+class _JoinedRows(Sequence[tuple[Any, ...]]):
+    """The rows of several batches end to end, joined on first use (a merged runtime call needs none)."""
+
+    __slots__ = ("_parts", "_rows", "_size")
+
+    def __init__(self, parts: list[Sequence[tuple[Any, ...]]]) -> None:
+        self._parts = parts
+        self._size = sum(map(len, parts))
+        self._rows: list[tuple[Any, ...]] | None = None
+
+    def _made(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            self._rows = [row for part in self._parts for row in part]
         return self._rows
 
     def __getitem__(self, index: Any) -> Any:

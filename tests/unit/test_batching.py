@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from predictor_core import (
     BatchingInference,
     ClassifierOutputs,
+    Feature,
+    FeatureSchema,
     RegressorOutputs,
     RuntimeUnavailable,
     Task,
@@ -160,3 +162,23 @@ def test_merged_calls_answer_like_separate_ones(sizes: list[int]) -> None:
 def test_max_rows_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         BatchingInference(max_rows=0)
+
+
+@pytest.mark.parametrize("dense", [True, False], ids=["dense", "with-categories"])
+def test_concatenated_batches_hold_every_row_in_order(dense: bool) -> None:
+    schema = FeatureSchema(
+        features=(Feature(name="a", kind="number"), Feature(name="b", kind="integer"))
+        if dense
+        else BINARY.schema.features
+    )
+    make = (lambda i: {"a": 0.5 * i, "b": i}) if dense else (lambda i: rows(1, start=float(i))[0])
+    batches = [
+        validate_records(schema, [make(i) for i in range(k, k + n)]) for k, n in ((0, 2), (2, 1), (3, 4))
+    ]
+    merged = ValidatedBatch.concat(batches)
+    whole = validate_records(schema, [make(i) for i in range(7)])
+    assert len(merged) == 7
+    assert list(merged.rows) == list(whole.rows)
+    assert (merged.numbers is not None) is dense
+    for name in schema.names:
+        assert np.array_equal(merged.columns[name], whole.columns[name])

@@ -45,6 +45,7 @@ __all__ = [
     "RecordedPrediction",
     "check_encoding",
     "checked_request_id",
+    "header",
     "media_type",
     "prediction_body",
     "read_json",
@@ -186,7 +187,18 @@ def _with_infinities(body_type: Any) -> msgspec.json.Decoder[Any]:
 
 def media_type(request: Request[Any, Any, Any]) -> str:
     """The request's media type, lower-cased, without parameters ("" when absent)."""
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return header(request, b"content-type").split(";", 1)[0].strip().lower()
+
+
+def header(request: Request[Any, Any, Any], name: bytes) -> str:
+    """The first value of a header, read from the raw ASGI list ("" when absent).
+
+    Litestar's `request.headers` builds a multidict of every header first: ~4 µs a request here.
+    """
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
 
 
 async def read_json(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[T]) -> T:
@@ -244,7 +256,7 @@ def check_encoding(request: Request[Any, Any, Any]) -> None:
     Raises:
         HTTPException: 415 with `Accept-Encoding: identity` (RFC 9110, 15.5.16).
     """
-    coding = request.headers.get("content-encoding", "").strip().lower()
+    coding = header(request, b"content-encoding").strip().lower()
     if coding not in ("", "identity"):
         raise HTTPException(
             status_code=415,

@@ -16,6 +16,7 @@ from predictor_litestar.bodies import (
     FeaturesBody,
     PredictionBody,
     checked_request_id,
+    header,
     prediction_body,
     read_json,
 )
@@ -49,7 +50,7 @@ def _request_id(request: Request[Any, Any, Any]) -> str | None:
     Raises:
         HTTPException: 400 when it is over 128 characters or holds a control character (NUL...).
     """
-    value = request.headers.get("x-request-id")
+    value = header(request, b"x-request-id")
     return checked_request_id(value, name="X-Request-ID", loc=["headers", "X-Request-ID"])
 
 
