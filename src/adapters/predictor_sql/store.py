@@ -41,9 +41,9 @@ from predictor_core import (
     StoreHealth,
     Task,
 )
-from predictor_sql.bulk import ANSWER_COLUMNS, INPUT_COLUMNS, SHADOW_COLUMNS, insert_rows
+from predictor_sql.bulk import ANSWER_COLUMNS, INPUT_COLUMNS, SHADOW_COLUMNS, TableRows, insert_rows
 from predictor_sql.durability import durability_problems, write_problem
-from predictor_sql.errors import translate_db_errors
+from predictor_sql.errors import is_unavailable, translate_db_errors
 from predictor_sql.group_commit import GroupCommit
 from predictor_sql.migrate import current_revision, head_revision
 from predictor_sql.tables import (
@@ -76,10 +76,13 @@ def create_engine(
     pool_timeout: float = 1.0,
     connect_timeout: float = 5.0,
     command_timeout: float = 10.0,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """An async engine with bounded waits everywhere, and SQLite set up to keep the durability promise.
 
     A full pool answers within `pool_timeout` (StoreUnavailable), not after SQLAlchemy's default 30 s.
+    `pre_ping` checks every connection on checkout (on PostgreSQL three round trips: BEGIN, a ping,
+    ROLLBACK), so that a connection the database dropped is replaced before it is used.
     """
     backend = make_url(url).get_backend_name()
     connect_args: dict[str, Any] = {}
@@ -96,7 +99,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args=connect_args,
         json_serializer=_json_dumps,
         json_deserializer=msgspec.json.decode,
@@ -185,13 +188,24 @@ class SqlPredictionStore:
             command_timeout=command_timeout,
         )
         self.backend = self.engine.dialect.name
+        # PostgreSQL takes the next group while the last one is flushed to disk; SQLite has one writer
+        commits = 2 if self.backend == "postgresql" else 1
+        self._writer = create_engine(
+            url,
+            pool_size=2 * commits,  # predictions and shadow answers
+            pool_timeout=pool_timeout,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            pre_ping=False,
+        )
+        """The connections recordings are written on, one per commit under way. No pre-ping: a connection
+        the database dropped is found by the write itself, which fails its group as StoreUnavailable and
+        throws that connection away (`_write`)."""
         self._model_ids: dict[tuple[str, str], tuple[int, str]] = {}
         self._health_timeout = health_timeout
         self._health_ttl = health_ttl
         self._health: tuple[float, StoreHealth] | None = None
         self._health_lock = asyncio.Lock()
-        # PostgreSQL takes the next group while the last one is flushed to disk; SQLite has one writer
-        commits = 2 if self.backend == "postgresql" else 1
         self._records = GroupCommit(self._record, in_flight=commits)
         self._shadow_records = GroupCommit(self._record_shadow, in_flight=commits)
 
@@ -217,6 +231,7 @@ class SqlPredictionStore:
         """Commit everything queued, then close the connections."""
         await self._records.close()
         await self._shadow_records.close()
+        await self._writer.dispose()
         await self.engine.dispose()
 
     async def register_model(self, manifest: ModelManifest, /) -> None:
@@ -292,10 +307,18 @@ class SqlPredictionStore:
                 for r in records
             ]
             outputs = [_answer_row(r.prediction, r.latency_ms) for r in records]
-            async with self.engine.connect() as conn:
-                await insert_rows(
-                    conn, [(model_inputs, INPUT_COLUMNS, inputs), (model_outputs, ANSWER_COLUMNS, outputs)]
-                )
+            await self._write(
+                [(model_inputs, INPUT_COLUMNS, inputs), (model_outputs, ANSWER_COLUMNS, outputs)]
+            )
+
+    async def _write(self, groups: list[TableRows]) -> None:
+        async with self._writer.connect() as conn:
+            try:
+                await insert_rows(conn, groups)
+            except Exception as exc:
+                if is_unavailable(exc):  # never hand this connection out again
+                    await conn.invalidate()
+                raise
 
     async def _model_ids_of(
         self, records: Sequence[PredictionRecord | ShadowRecord]
@@ -326,8 +349,7 @@ class SqlPredictionStore:
                 )
                 for r in records
             ]
-            async with self.engine.connect() as conn:
-                await insert_rows(conn, [(shadow_outputs, SHADOW_COLUMNS, rows)])
+            await self._write([(shadow_outputs, SHADOW_COLUMNS, rows)])
 
     async def get(self, prediction_id: uuid.UUID, /) -> PredictionRecord:
         """The recorded prediction with its input. Raises PredictionNotFound."""
