@@ -685,3 +685,37 @@ async def test_sigterm_turns_readiness_off_then_reaches_the_servers_own_handler(
         assert len(reached) == 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+async def test_a_place_is_free_once_the_answer_is_complete_not_when_its_handler_returns() -> None:
+    """A keep-alive client sends its next request as soon as it has the answer, maybe before the handler
+    that sent it has returned: that request must not be shed (seen as 503s at 64 connections, bound 64)."""
+    observability = Observability(max_in_flight=1)
+    answered = asyncio.Event()
+    statuses: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}", "more_body": False})
+        answered.set()
+        await asyncio.sleep(0.05)  # still running after its answer went out
+
+    wrapped = observability.wrap(app)
+
+    async def call() -> None:
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "state": {}}
+        await wrapped(scope, receive, send)
+
+    first = asyncio.create_task(call())
+    await answered.wait()
+    await call()  # the same client's next request, while the first handler still runs
+    await first
+    assert statuses == [200, 200]
+    assert observability.in_flight == 0

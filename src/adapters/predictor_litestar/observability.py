@@ -291,6 +291,16 @@ class Observability:
         state = scope.setdefault("state", {})
         state[REQUEST_ID] = request_id
 
+        holding = False
+        """Whether this request holds one of the `max_in_flight` places."""
+
+        def release() -> None:
+            nonlocal holding
+            if holding:
+                holding = False
+                self.in_flight -= 1
+                self.metrics.in_flight.dec()
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 trace.status = message["status"]
@@ -299,6 +309,10 @@ class Observability:
                     headers.append(header)
                 else:
                     message = {**message, "headers": [*headers, header]}
+            elif not message.get("more_body", False):
+                # the place is free once the answer is complete: its client may send the next request
+                # on the same connection before this handler has returned
+                release()
             await send(message)
 
         async def receive_watching() -> Any:
@@ -317,11 +331,11 @@ class Observability:
             elif bounded:
                 self.in_flight += 1
                 self.metrics.in_flight.inc()
+                holding = True
                 try:
                     await app(scope, receive_watching, send_with_id)
                 finally:
-                    self.in_flight -= 1
-                    self.metrics.in_flight.dec()
+                    release()
             else:
                 await app(scope, receive_watching, send_with_id)
         finally:
