@@ -67,7 +67,7 @@ def _is_unique_violation(exc: BaseException) -> bool:
 def _refused(exc: BaseException) -> bool:
     """The database (or the driver, for a value it cannot send) refused the statement: not a bug here.
 
-    asyncpg's own errors come unwrapped from the COPY path, which bypasses SQLAlchemy.
+    asyncpg's own errors come unwrapped from the bulk insert path, which bypasses SQLAlchemy.
     """
     return isinstance(exc, sa_exc.SQLAlchemyError | asyncpg.PostgresError | ValueNotSendable)
 
