@@ -484,7 +484,10 @@ class _Plan:
         `which` picks features by numeric position; integer features must be integral too.
         """
         low, high = (self.low, self.high) if which is None else (self.low[which], self.high[which])
-        if not ((stacked >= low) & (stacked <= high)).all():  # False for NaN
+        if stacked.size and not (  # two reductions, no [K, N] temporaries; a NaN makes min and max NaN
+            (stacked.min(axis=1, keepdims=True) >= low).all()
+            and (stacked.max(axis=1, keepdims=True) <= high).all()
+        ):
             return False
         integral = self.integral if which is None else [j for j, k in enumerate(which) if k in self.integral]
         if not integral:
@@ -570,7 +573,8 @@ class _Plan:
         for compare, left, right in self.simple_rules:
             lhs = numbers[:, left]
             rhs = numbers[:, right] if right.dtype.kind == "i" else right
-            if np.any(~compare(lhs, rhs) & ~np.isnan(lhs) & ~np.isnan(rhs)):
+            held = compare(lhs, rhs)  # False where an operand is NaN (missing), which breaks no rule
+            if not held.all() and np.any(~held & ~np.isnan(lhs) & ~np.isnan(rhs)):
                 return False
         return not any(rule.violations(columns).any() for rule in self.complex_rules)
 
