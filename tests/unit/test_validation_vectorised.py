@@ -102,7 +102,7 @@ def toy_columns(draw):
         values = columns[name]
         if all(type(v) is float for v in values):
             columns[name] = np.array(values, dtype=draw(st.sampled_from([np.float64, np.float32])))
-        elif all(type(v) is int for v in values):
+        elif all(type(v) is int and -(2**63) <= v < 2**63 for v in values):  # 10**400 stays a list
             columns[name] = np.array(values, dtype=np.int64)
         elif all(type(v) is bool for v in values):
             columns[name] = np.array(values, dtype=bool)
