@@ -12,6 +12,7 @@ import asyncio
 from typing import Protocol
 
 from predictor_core.errors import RuntimeUnavailable
+from predictor_core.grouping import next_group
 from predictor_core.ports import InferenceRuntime
 from predictor_core.predictions import ClassifierOutputs, RegressorOutputs, TaskOutputs
 from predictor_core.validation import ValidatedBatch
@@ -79,12 +80,7 @@ class BatchingInference:
     async def _run(self, queue: _Queue) -> None:
         try:
             while queue.waiting:
-                taken, rows = 0, 0
-                for batch, _ in queue.waiting:
-                    if taken and rows + len(batch) > self.max_rows:
-                        break
-                    taken, rows = taken + 1, rows + len(batch)
-                group, queue.waiting = queue.waiting[:taken], queue.waiting[taken:]
+                group, queue.waiting = next_group(queue.waiting, self.max_rows)
                 await self._call(queue.runtime, group)
         finally:
             queue.running = False

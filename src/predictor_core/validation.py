@@ -19,6 +19,7 @@ JSON Schema's `integer` does, and keeps it as the int 59.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -85,13 +86,14 @@ class ValidatedBatch:
         columns made on demand, and rows are joined only if asked for.
         """
         first = batches[0]
+        rows = _LazyRows(lambda: [row for b in batches for row in b.rows], sum(map(len, batches)))
         matrices = [b.numbers for b in batches if b.numbers is not None]
         if len(matrices) == len(batches):
             numbers = np.concatenate(matrices)
             columns: Mapping[str, np.ndarray] = _DenseColumns(numbers, _plan(first.schema).positions)
-            return cls(first.schema, _JoinedRows([b.rows for b in batches]), columns, numbers)
+            return cls(first.schema, rows, columns, numbers)
         joined = {name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns}
-        return cls(first.schema, _JoinedRows([b.rows for b in batches]), joined)
+        return cls(first.schema, rows, joined)
 
     def matrix(self) -> npt.NDArray[np.float32]:
         """All features as one float32 [N, F] matrix in schema order; only for all-numeric schemas."""
@@ -125,22 +127,22 @@ class _DenseColumns(Mapping[str, np.ndarray]):
 
 
 class _LazyRows(Sequence[tuple[Any, ...]]):
-    """Rows of validated columns, made on first use: tuples of 30 values cost more than the model.
+    """Rows made on first use by `make`.
 
-    A source is a list or a numpy array of the values as sent; integer features get floats as ints.
+    Tuples of 30 values cost more than the model, and predicting, or a merged runtime call, needs none
+    of them (recording does).
     """
 
-    __slots__ = ("_rows", "_size", "_sources")
+    __slots__ = ("_make", "_rows", "_size")
 
-    def __init__(self, sources: list[tuple[list[Any] | np.ndarray, bool]], size: int) -> None:
-        self._sources = sources
+    def __init__(self, make: Callable[[], list[tuple[Any, ...]]], size: int) -> None:
+        self._make = make
         self._size = size
         self._rows: list[tuple[Any, ...]] | None = None
 
     def _made(self) -> list[tuple[Any, ...]]:
         if self._rows is None:
-            plain = (_plain_values(values, integer) for values, integer in self._sources)
-            self._rows = list(zip(*plain, strict=True))
+            self._rows = self._make()
         return self._rows
 
     def __getitem__(self, index: Any) -> Any:
@@ -153,29 +155,9 @@ class _LazyRows(Sequence[tuple[Any, ...]]):
         return self._size
 
 
-class _JoinedRows(Sequence[tuple[Any, ...]]):
-    """The rows of several batches end to end, joined on first use (a merged runtime call needs none)."""
-
-    __slots__ = ("_parts", "_rows", "_size")
-
-    def __init__(self, parts: list[Sequence[tuple[Any, ...]]]) -> None:
-        self._parts = parts
-        self._size = sum(map(len, parts))
-        self._rows: list[tuple[Any, ...]] | None = None
-
-    def _made(self) -> list[tuple[Any, ...]]:
-        if self._rows is None:
-            self._rows = [row for part in self._parts for row in part]
-        return self._rows
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._made()[index]
-
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        return iter(self._made())
-
-    def __len__(self) -> int:
-        return self._size
+def _rows_of(sources: list[tuple[list[Any] | np.ndarray, bool]]) -> list[tuple[Any, ...]]:
+    """Rows of validated columns: each source holds the values as sent; integer features' floats as ints."""
+    return list(zip(*(_plain_values(values, integer) for values, integer in sources), strict=True))
 
 
 def _plain_values(values: list[Any] | np.ndarray, integer: bool) -> list[Any]:
@@ -535,7 +517,8 @@ class _Plan:
             (values, f.kind is FeatureKind.INTEGER)
             for f, values in zip(self.schema.features, given, strict=True)
         ]
-        return ValidatedBatch(self.schema, _LazyRows(sources, size), columns, numbers if self.dense else None)
+        rows = _LazyRows(functools.partial(_rows_of, sources), size)
+        return ValidatedBatch(self.schema, rows, columns, numbers if self.dense else None)
 
     def list_column(self, feature: Feature, values: list[Any]) -> np.ndarray | None:
         """One column given as a list, as float64 (NaN: null) or an object array of categories.

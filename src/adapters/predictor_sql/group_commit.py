@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from predictor_core import StoreUnavailable
+from predictor_core.grouping import next_group
 
 __all__ = ["GroupCommit"]
 
@@ -77,18 +78,10 @@ class GroupCommit(Generic[Row]):
     async def _lead(self) -> None:
         try:
             while self._queue:
-                await self._commit(self._next_group())
+                group, self._queue = next_group(self._queue, self._max_rows)
+                await self._commit(group)
         finally:  # at once, not in a callback: a caller queued meanwhile must find a free leader slot
             self._leaders.discard(asyncio.current_task())
-
-    def _next_group(self) -> list[tuple[Sequence[Row], asyncio.Future[None]]]:
-        taken, rows = 0, 0
-        for rows_of_one, _ in self._queue:
-            if taken and rows + len(rows_of_one) > self._max_rows:
-                break
-            taken, rows = taken + 1, rows + len(rows_of_one)
-        group, self._queue = self._queue[:taken], self._queue[taken:]
-        return group
 
     async def _commit(self, group: list[tuple[Sequence[Row], asyncio.Future[None]]]) -> None:
         self.groups += 1
