@@ -251,3 +251,26 @@ def test_what_the_database_refuses_crosses_the_port_as_store_rejected(exc: Excep
     assert caught.value.__cause__ is exc
     with pytest.raises(KeyError), translate_db_errors("record predictions"):  # not the database's
         raise KeyError("a bug")
+
+
+async def test_sqlite_readiness_says_when_another_writer_holds_the_database(sqlite_url: str) -> None:
+    """Another process's write transaction on the file: the store says it cannot record now, then can."""
+    import sqlite3
+
+    path = sqlite_url.split("///", 1)[1]
+    store = SqlPredictionStore(sqlite_url, health_ttl=0.0, health_timeout=0.2)
+    await store.start()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert (await store.health()).writable
+        other.execute("BEGIN IMMEDIATE")  # the write lock, as a long migration or a backup tool holds it
+        blocked = await store.health()
+        assert blocked.reachable
+        assert not blocked.writable
+        assert "locked by another writer" in blocked.detail
+        other.execute("ROLLBACK")
+        assert (await store.health()).writable
+        await fake_service([toy_manifest()], store)[0].predict([ROW])  # the probe left no lock behind
+    finally:
+        other.close()
+        await store.close()

@@ -69,12 +69,15 @@ async def write_problem(conn: AsyncConnection, *, timeout_s: float) -> str | Non
     On PostgreSQL: the database is not read-only, and the locks `record()` takes (ROW EXCLUSIVE on the
     input and output tables, what an INSERT takes) are granted within `timeout_s`. It writes no row, so
     the audit trail never holds a probe, and it needs only the INSERT privilege the append-only
-    application role has. The caller must roll back `conn`'s transaction (closing it does) to let the
-    locks go. SQLite has no such probe: None.
+    application role has. On SQLite: the write lock (`BEGIN IMMEDIATE`, what a writer needs first) is
+    granted within `timeout_s`, so another process's long write transaction, or a read-only file, shows.
+    The caller must roll back `conn`'s transaction (closing it does) to let the locks go.
 
     Raises:
         sqlalchemy.exc.DBAPIError: the database failed otherwise (the caller reports it unreachable).
     """
+    if conn.dialect.name == "sqlite":
+        return await _sqlite_write_problem(conn, timeout_s)
     if conn.dialect.name != "postgresql":
         return None
     if (await conn.execute(text("SHOW transaction_read_only"))).scalar_one() == "on":
@@ -88,4 +91,21 @@ async def write_problem(conn: AsyncConnection, *, timeout_s: float) -> str | Non
         if getattr(exc.orig, "sqlstate", None) not in _WAIT_GAVE_UP:
             raise
         return f"{' or '.join(_RECORDED_TABLES)} is locked: an INSERT would wait more than {timeout_s:g} s"
+    return None
+
+
+async def _sqlite_write_problem(conn: AsyncConnection, timeout_s: float) -> str | None:
+    usual = (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one()
+    await conn.execute(text(f"PRAGMA busy_timeout = {max(1, round(timeout_s * 1000))}"))
+    try:
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except sa_exc.OperationalError as exc:
+        reason = str(exc.orig).lower()
+        if "locked" in reason or "busy" in reason:
+            return f"the database is locked by another writer: an INSERT would wait more than {timeout_s:g} s"
+        if "readonly" in reason or "read-only" in reason:
+            return "the database file is read-only"
+        raise
+    finally:
+        await conn.execute(text(f"PRAGMA busy_timeout = {int(usual)}"))
     return None
