@@ -9,10 +9,12 @@ the event loop), or batched: concurrent requests for the same loaded version run
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 from typing import Protocol
 
 from predictor_core.errors import RuntimeUnavailable
-from predictor_core.grouping import next_group
+from predictor_core.grouping import next_group, run_group
 from predictor_core.ports import InferenceRuntime
 from predictor_core.predictions import ClassifierOutputs, RegressorOutputs, TaskOutputs
 from predictor_core.validation import ValidatedBatch
@@ -40,6 +42,9 @@ class ThreadedInference:
 
     async def infer(self, runtime: InferenceRuntime, batch: ValidatedBatch, /) -> TaskOutputs:
         return await asyncio.to_thread(runtime.infer, batch)
+
+
+_INTERRUPTED = "inference was interrupted"
 
 
 class BatchingInference:
@@ -81,38 +86,25 @@ class BatchingInference:
         try:
             while queue.waiting:
                 group, queue.waiting = next_group(queue.waiting, self.max_rows)
-                await self._call(queue.runtime, group)
+                run = functools.partial(self._call, queue.runtime)
+                await run_group(
+                    group, run, unavailable=RuntimeUnavailable, interrupted="inference was interrupted"
+                )
         finally:
             queue.running = False
             if self._queues.get(id(queue.runtime)) is queue:
                 del self._queues[id(queue.runtime)]
 
-    async def _call(self, runtime: InferenceRuntime, group: list[_Waiting]) -> None:
+    async def _call(self, runtime: InferenceRuntime, group: list[_Waiting]) -> list[TaskOutputs]:
         self.calls += 1
         batches = [batch for batch, _ in group]
-        try:
-            merged = batches[0] if len(batches) == 1 else ValidatedBatch.concat(batches)
-            if self.in_thread:
-                outputs = await asyncio.to_thread(runtime.infer, merged)
-            else:
-                outputs = runtime.infer(merged)
-        except RuntimeUnavailable as exc:
-            _settle(group, exc)
-        except Exception as exc:
-            if len(group) == 1:
-                _settle(group, exc)
-            else:
-                for one in group:
-                    await self._call(runtime, [one])
-        except BaseException as exc:  # cancelled: nobody may wait forever
-            _settle(group, RuntimeUnavailable("inference was interrupted", retry_after=1.0))
-            raise exc
+        merged = batches[0] if len(batches) == 1 else ValidatedBatch.concat(batches)
+        if self.in_thread:
+            outputs = await asyncio.to_thread(runtime.infer, merged)
         else:
-            start = 0
-            for batch, answer in group:
-                if not answer.done():
-                    answer.set_result(slice_outputs(outputs, start, start + len(batch)))
-                start += len(batch)
+            outputs = runtime.infer(merged)
+        ends = list(itertools.accumulate(map(len, batches)))
+        return [slice_outputs(outputs, end - len(b), end) for b, end in zip(batches, ends, strict=True)]
 
 
 _Waiting = tuple[ValidatedBatch, "asyncio.Future[TaskOutputs]"]
@@ -125,12 +117,6 @@ class _Queue:
         self.runtime = runtime
         self.waiting: list[_Waiting] = []
         self.running = False
-
-
-def _settle(group: list[_Waiting], error: BaseException) -> None:
-    for _, answer in group:
-        if not answer.done():
-            answer.set_exception(error)
 
 
 def slice_outputs(outputs: TaskOutputs, start: int, stop: int) -> TaskOutputs:

@@ -23,9 +23,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from predictor_core import StoreUnavailable
-from predictor_core.grouping import next_group
+from predictor_core.grouping import next_group, run_group
 
 __all__ = ["GroupCommit"]
+
+_INTERRUPTED = "the recording was interrupted before its commit"
 
 Row = TypeVar("Row")
 
@@ -79,37 +81,14 @@ class GroupCommit(Generic[Row]):
         try:
             while self._queue:
                 group, self._queue = next_group(self._queue, self._max_rows)
-                await self._commit(group)
+                await run_group(group, self._commit, unavailable=StoreUnavailable, interrupted=_INTERRUPTED)
         finally:  # at once, not in a callback: a caller queued meanwhile must find a free leader slot
             self._leaders.discard(asyncio.current_task())
 
-    async def _commit(self, group: list[tuple[Sequence[Row], asyncio.Future[None]]]) -> None:
+    async def _commit(self, group: list[tuple[Sequence[Row], asyncio.Future[None]]]) -> list[None]:
         self.groups += 1
-        try:
-            await self._write([row for rows, _ in group for row in rows])
-        except StoreUnavailable as exc:  # everyone's write would fail alike: no retries one by one
-            _settle(group, exc)
-        except Exception as exc:
-            if len(group) == 1:
-                _settle(group, exc)
-            else:
-                for one in group:
-                    await self._commit([one])
-        except BaseException:  # cancelled (the loop is going away): nobody may wait forever
-            interrupted = StoreUnavailable("the recording was interrupted before its commit", retry_after=1.0)
-            _settle(group, interrupted)
-            raise
-        else:
-            _settle(group, None)
-
-
-def _settle(group: list[tuple[Sequence[Row], asyncio.Future[None]]], error: BaseException | None) -> None:
-    for _, answer in group:
-        if not answer.done():
-            if error is None:
-                answer.set_result(None)
-            else:
-                answer.set_exception(error)
+        await self._write([row for rows, _ in group for row in rows])
+        return [None] * len(group)
 
 
 def _consume(answer: asyncio.Future[None]) -> None:

@@ -71,9 +71,13 @@ def connection_cap(wanted: int, soft_limit: int | None = None) -> int:
 
 
 def http_protocol(limits: TransportLimits, *, httptools_available: bool = True) -> Any:
-    """The `http=` argument for `uvicorn.run`: a protocol factory bound to `limits` (picklable)."""
-    protocol = BoundedHttpToolsProtocol if httptools_available else BoundedH11Protocol
-    return functools.partial(protocol, limits=limits)
+    """The `http=` argument for `uvicorn.run`: a protocol factory bound to `limits` (picklable).
+
+    The h11 fallback takes no limits: its head bound is uvicorn's own setting, and it has no timeouts.
+    """
+    if not httptools_available:
+        return BoundedH11Protocol
+    return functools.partial(BoundedHttpToolsProtocol, limits=limits)
 
 
 def problem_response(status: int, detail: str, *, extra: tuple[bytes, ...] = ()) -> bytes:
@@ -321,18 +325,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
 class BoundedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol answering its protocol errors as problems (head bound: uvicorn's config)."""
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        limits: TransportLimits,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.limits = limits
 
     def send_400_response(self, msg: str) -> None:
         self.transport.write(BAD_REQUEST)
