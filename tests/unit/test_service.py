@@ -1,4 +1,6 @@
+import concurrent.futures
 import datetime as dt
+import os
 import uuid
 
 import msgspec
@@ -207,6 +209,29 @@ def test_prediction_ids_are_uuid7_and_time_ordered():
     assert millis == sorted(millis)
     now = dt.datetime.now(dt.UTC).timestamp() * 1000
     assert abs(millis[-1] - now) < 60_000
+
+
+def test_a_forked_process_never_repeats_its_parents_random_bits():
+    """Random bits come from a pool of `os.urandom` bytes: a forked worker must draw its own."""
+    new_prediction_id()  # the parent's pool now holds bytes not yet handed out
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, as raw bytes
+        os.write(write, b"".join(new_prediction_id().bytes for _ in range(50)))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        child = {pipe.read(16)[6:] for _ in range(50)}
+    parent = {new_prediction_id().bytes[6:] for _ in range(50)}
+    assert len(child) == 50
+    assert not child & parent
+
+
+def test_prediction_ids_from_many_threads_are_all_distinct():
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(lambda _: [new_prediction_id() for _ in range(2000)], range(8)))
+    assert len({i for batch in batches for i in batch}) == 16_000
 
 
 async def test_predictions_serialise_with_their_task_tag():

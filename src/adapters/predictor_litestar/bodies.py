@@ -47,6 +47,7 @@ __all__ = [
     "checked_request_id",
     "header",
     "media_type",
+    "plain_json_length",
     "prediction_body",
     "read_json",
     "refusal",
@@ -199,6 +200,35 @@ def header(request: Request[Any, Any, Any], name: bytes) -> str:
         if key == name:
             return str(value.decode("latin-1"))
     return ""
+
+
+def plain_json_length(headers: Any, limit: int | None) -> int | None:
+    """The Content-Length of a request `read_json` would read as it is, or None when in any doubt.
+
+    From the raw ASGI headers: one Content-Type whose media type is `application/json`, no content coding
+    (or `identity`), and one Content-Length of digits within `limit`. A None sends the request the whole
+    way (`predictor_litestar.direct`), where `read_json` and Litestar judge it.
+    """
+    kind = coding = length = None
+    for name, value in headers:
+        if name == b"content-length":
+            if length is not None:
+                return None
+            length = value
+        elif name == b"content-type":
+            if kind is not None:
+                return None
+            kind = value
+        elif name == b"content-encoding":
+            coding = value
+    if kind is None or length is None or not length.isdigit():
+        return None
+    if kind != b"application/json" and kind.split(b";", 1)[0].strip().lower() != b"application/json":
+        return None
+    if coding is not None and coding.strip().lower() not in (b"", b"identity"):
+        return None
+    size = int(length)
+    return size if limit is None or size <= limit else None
 
 
 async def read_json(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[T]) -> T:

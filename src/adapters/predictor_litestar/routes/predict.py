@@ -7,8 +7,9 @@ from typing import Any
 import msgspec
 from litestar import Request, post
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 
-from predictor_core import Scope
+from predictor_core import PredictionService, Scope
 from predictor_litestar.access import SCOPE, caller_id
 from predictor_litestar.bodies import (
     BatchBody,
@@ -21,10 +22,11 @@ from predictor_litestar.bodies import (
     read_json,
 )
 from predictor_litestar.dependencies import Options, Service
+from predictor_litestar.direct import DirectPredict
 from predictor_litestar.openapi import DENIALS, errors
 from predictor_litestar.problems import BODY
 
-__all__ = ["HANDLERS", "model_reference", "predict_batch", "predict_one"]
+__all__ = ["HANDLERS", "answer_one", "model_reference", "predict_batch", "predict_one"]
 
 _FEATURES = msgspec.json.Decoder(FeaturesBody)
 _BATCH = msgspec.json.Decoder(BatchBody)
@@ -54,15 +56,10 @@ def _request_id(request: Request[Any, Any, Any]) -> str | None:
     return checked_request_id(value, name="X-Request-ID", loc=["headers", "X-Request-ID"])
 
 
-@post(
-    ["/predict", "/models/{name:str}/predict", "/models/{name:str}/versions/{version:str}/predict"],
-    summary="Predict one record (the default model, a chosen model, or one of its versions)",
-    description="Validate the features, predict, record input and output, then answer.",
-    opt={BODY: "features", SCOPE: Scope.PREDICT},
-    **_COMMON,
-)
-async def predict_one(request: Request[Any, Any, Any], service: Service) -> PredictionBody:
-    body = await read_json(request, _FEATURES)
+async def answer_one(
+    request: Request[Any, Any, Any], service: PredictionService, body: FeaturesBody
+) -> PredictionBody:
+    """The one record predicted (and recorded) for the model the path names."""
     name, version = model_reference(request)
     [prediction] = await service.predict(
         [body.features],
@@ -72,6 +69,19 @@ async def predict_one(request: Request[Any, Any, Any], service: Service) -> Pred
         key_id=caller_id(request),
     )
     return prediction_body(prediction)
+
+
+@post(
+    ["/predict", "/models/{name:str}/predict", "/models/{name:str}/versions/{version:str}/predict"],
+    summary="Predict one record (the default model, a chosen model, or one of its versions)",
+    description="Validate the features, predict, record input and output, then answer.",
+    opt={BODY: "features", SCOPE: Scope.PREDICT},
+    middleware=[DefineMiddleware(DirectPredict, body=FeaturesBody, answer=answer_one)],
+    **_COMMON,
+)
+async def predict_one(request: Request[Any, Any, Any], service: Service) -> PredictionBody:
+    """Reached only by requests `DirectPredict` hands on (it serves the ordinary ones the same way)."""
+    return await answer_one(request, service, await read_json(request, _FEATURES))
 
 
 @post(
