@@ -20,9 +20,11 @@ _POOL_BYTES = 4096
 
 
 class _RandomPool:
-    """Bytes of `os.urandom` drawn 4 KiB at a time and handed out once each: one system call per ~400
-    single ids instead of one each, the same randomness. Thread-safe; emptied in a forked child, so
-    that two processes never hand out the same bytes."""
+    """Bytes of `os.urandom` drawn 4 KiB at a time and handed out once each.
+
+    One system call per ~400 single ids instead of one each, the same randomness. Thread-safe; emptied
+    in a forked child, so that two processes never hand out the same bytes.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 from litestar.exceptions import InternalServerException
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Send
 
 from predictor_core import PredictionService
 from predictor_litestar.bodies import decode, plain_json_length
@@ -45,7 +45,7 @@ class DirectPredict:
         self.answer = answer
         self._service: PredictionService | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
         handler: Any = scope["route_handler"]
         length = plain_json_length(scope["headers"], handler.resolve_request_max_body_size())
         if length is None or scope["method"] != "POST":
