@@ -69,7 +69,7 @@ class GroupCommit(Generic[Row]):
         self._queue.append((rows, answer))
         if len(self._leaders) < self._in_flight:
             self._leaders.add(loop.create_task(self._lead()))
-        await asyncio.shield(answer)
+        await answer  # cancelling the caller cancels only its answer: the leader task writes the group
 
     async def close(self) -> None:
         """Wait until every queued row is committed or refused."""
