@@ -11,7 +11,9 @@ scikit-learn pipeline) and `predictor serve` with recording off, to PostgreSQL a
 default). For each: 2xx answers/s, the ratios to the ceiling and to the seed, p50/p99, non-2xx answers and
 socket errors, and the server's CPU time per request (utime + stime of its process tree from /proc over
 the wrk run, divided by the requests completed; the database server's own CPU is not in it) with the
-share of its core that was (well under 100 % at c=64: something else ran on that core). Then
+share of its core that was (well under 100 % at c=64: something else ran on that core); for the
+PostgreSQL row, the CPU time of this machine's `postgres` processes per request too (PG ms/req; unpinned,
+they take it from both cores). Then
 issue #9's targets beside what was measured. A benchmark prints; it never passes or fails.
 
 PostgreSQL: `$BENCH_PG` or `$PREDICTOR_TEST_DATABASE_URL` (an admin URL), else
@@ -133,16 +135,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _proc_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, command name, the fields after it) of every live process, from /proc."""
+    for stat in glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            head, rest = Path(stat).read_text().rsplit(")", 1)
+            yield int(stat.split("/")[2]), head.split("(", 1)[1], rest.split()
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds (utime + stime, with reaped children's) of `pid` and every live descendant."""
     parents: dict[int, int] = {}
     times: dict[int, int] = {}
-    for stat in glob("/proc/[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-            child = int(stat.split("/")[2])
-            parents[child] = int(fields[1])
-            times[child] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    for child, _, fields in _proc_stats():
+        parents[child] = int(fields[1])
+        times[child] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
     tree, frontier = {pid}, [pid]
     while frontier:
         parent = frontier.pop()
@@ -151,6 +158,11 @@ def tree_cpu_seconds(pid: int) -> float:
                 tree.add(child)
                 frontier.append(child)
     return sum(times.get(p, 0) for p in tree) / TICKS
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of this machine's PostgreSQL processes (0 when the database runs elsewhere)."""
+    return sum(sum(int(x) for x in f[11:13]) for _, name, f in _proc_stats() if name == "postgres") / TICKS
 
 
 @contextlib.contextmanager
@@ -229,10 +241,11 @@ def measure(
         wrk(machine, base + "/predict", body, lua, 16, warmup)
     points = {}
     for connections in CONCURRENCY:
-        cpu = tree_cpu_seconds(pid)
+        cpu, database = tree_cpu_seconds(pid), postgres_cpu_seconds()
         point = wrk(machine, base + "/predict", body, lua, connections, seconds)
-        cpu = tree_cpu_seconds(pid) - cpu
+        cpu, database = tree_cpu_seconds(pid) - cpu, postgres_cpu_seconds() - database
         point["cpu_ms_per_request"] = 1000 * cpu / point["requests"] if point["requests"] else None
+        point["db_cpu_ms_per_request"] = 1000 * database / point["requests"] if point["requests"] else None
         point["cpu_percent"] = 100 * cpu / point["seconds"]  # well under 100 at c=64: the core was shared
         points[connections] = point
     return points
@@ -375,7 +388,7 @@ def report(runs: dict[str, Run], machine: Machine, seconds: int) -> None:
     width = max(len(run.title) for run in runs.values())
     head = (
         f"{'config':{width}} {'req/s':>9} {'x ceiling':>9} {'x seed':>8} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'non-2xx':>7} {'sock err':>8} {'CPU ms/req':>10} {'CPU %':>6}"
+        f" {'non-2xx':>7} {'sock err':>8} {'CPU ms/req':>10} {'CPU %':>6} {'PG ms/req':>9}"
     )
     for connections in CONCURRENCY:
         print(
@@ -393,6 +406,7 @@ def report(runs: dict[str, Run], machine: Machine, seconds: int) -> None:
                 f" {fmt(ratio(runs, key, SEED, connections), 1):>8} {point['p50_ms']:>8.2f}"
                 f" {point['p99_ms']:>8.2f} {non2xx:>7} {point['socket_errors']:>8}"
                 f" {fmt(point['cpu_ms_per_request'], 3):>10} {point['cpu_percent']:>6.0f}"
+                f" {fmt(point.get('db_cpu_ms_per_request') if key.endswith(POSTGRES) else None, 3):>9}"
             )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -219,8 +220,9 @@ def test_readiness_is_503_while_the_prediction_tables_are_locked_and_200_after(
         ConnectionResetError(104, "reset"),
         sa_exc.TimeoutError("QueuePool limit of size 4 overflow 0 reached"),
         sa_exc.DBAPIError("INSERT", {}, Exception("gone"), connection_invalidated=True),
+        sqlite3.OperationalError("database is locked"),
     ],
-    ids=["refused", "reset", "pool", "invalidated"],
+    ids=["refused", "reset", "pool", "invalidated", "sqlite-locked"],
 )
 def test_outages_in_every_form_are_recognised(exc: BaseException) -> None:
     assert is_unavailable(exc)
@@ -239,8 +241,9 @@ def test_bugs_are_not_outages() -> None:
     [
         sa_exc.DataError("INSERT", {}, Exception("value too long for type character varying(128)")),
         sa_exc.StatementError("cannot encode", "INSERT", {}, TypeError("not a UUID")),
+        sqlite3.IntegrityError("FOREIGN KEY constraint failed"),
     ],
-    ids=["driver", "statement"],
+    ids=["driver", "statement", "sqlite"],
 )
 def test_what_the_database_refuses_crosses_the_port_as_store_rejected(exc: Exception) -> None:
     with (
@@ -253,10 +256,30 @@ def test_what_the_database_refuses_crosses_the_port_as_store_rejected(exc: Excep
         raise KeyError("a bug")
 
 
+async def test_a_sqlite_recording_blocked_by_another_writer_is_unavailable_then_recorded(
+    sqlite_url: str,
+) -> None:
+    """The bulk insert path's raw sqlite3 errors cross the port typed: locked is retryable, not a 500."""
+    path = sqlite_url.split("///", 1)[1]
+    store = SqlPredictionStore(sqlite_url, command_timeout=0.2)
+    await store.start()
+    service = fake_service([toy_manifest()], store)[0]
+    await service.predict([ROW])  # the model is registered: only the recording meets the lock
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable, match="database is locked"):
+            await service.predict([ROW])
+        other.execute("ROLLBACK")
+        [prediction] = await service.predict([ROW])
+        assert (await store.get(prediction.prediction_id)).prediction == prediction
+    finally:
+        other.close()
+        await store.close()
+
+
 async def test_sqlite_readiness_says_when_another_writer_holds_the_database(sqlite_url: str) -> None:
     """Another process's write transaction on the file: the store says it cannot record now, then can."""
-    import sqlite3
-
     path = sqlite_url.split("///", 1)[1]
     store = SqlPredictionStore(sqlite_url, health_ttl=0.0, health_timeout=0.2)
     await store.start()

@@ -15,11 +15,12 @@ A failure leaves nothing of the group behind: the transaction is rolled back.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["ANSWER_COLUMNS", "INPUT_COLUMNS", "SHADOW_COLUMNS", "TableRows", "insert_rows"]
@@ -52,21 +53,42 @@ async def insert_rows(conn: AsyncConnection, groups: Sequence[TableRows]) -> Non
         await driver.execute(_unnest_insert(tuple((t, c) for t, c, _ in groups)), *arguments)
         return
     async with conn.begin():
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
         for table, columns, rows in groups:
-            named = [dict(zip(columns, row, strict=True)) for row in rows]
-            await conn.execute(_text_json_insert(table, columns), named)
+            sql, processors = _sqlite_insert(conn.dialect, table, columns)
+            await driver.executemany(sql, [_bound(row, processors) for row in rows])
+
+
+Processors = tuple[tuple[int, Callable[[Any], Any]], ...]
+"""(column position, SQLAlchemy's bind processor) for the columns whose values need converting."""
 
 
 @functools.cache
-def _text_json_insert(table: sa.Table, columns: tuple[str, ...]) -> sa.Insert:
-    """An INSERT that takes JSON columns as the text already encoded (not encoded a second time)."""
-    binds = {
-        name: sa.bindparam(
-            name, type_=sa.Text() if isinstance(table.c[name].type, sa.JSON) else table.c[name].type
-        )
-        for name in columns
-    }
-    return table.insert().values(binds)
+def _sqlite_insert(dialect: Dialect, table: sa.Table, columns: tuple[str, ...]) -> tuple[str, Processors]:
+    """A positional INSERT and the column types' own bind processors (UUID as hex, datetimes as text...).
+
+    The values are stored exactly as SQLAlchemy Core would store them, without its per-row work (a dict
+    of parameters per row, compiled parameter lists): a fifth of the recording cost per prediction here.
+    JSON columns take the text already encoded, not encoded a second time.
+    """
+    processors = []
+    for i, name in enumerate(columns):
+        kind = table.c[name].type
+        kind = sa.Text() if isinstance(kind, sa.JSON) else kind
+        process = kind.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((i, process))
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", tuple(processors)
+
+
+def _bound(row: tuple[Any, ...], processors: Processors) -> tuple[Any, ...]:
+    values = list(row)
+    for i, process in processors:
+        if values[i] is not None:
+            values[i] = process(values[i])
+    return tuple(values)
 
 
 def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:

@@ -15,6 +15,7 @@ Exceptions that are not database errors (bugs) propagate unchanged.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 
 import asyncpg
@@ -32,6 +33,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,  # ConnectionRefusedError, ConnectionResetError, TimeoutError, socket errors
     sa_exc.TimeoutError,  # pool checkout timed out: every connection busy
     sa_exc.OperationalError,  # SQLite "database is locked", PostgreSQL connection failures
+    sqlite3.OperationalError,  # the same, raw from the bulk insert path
     sa_exc.InterfaceError,
     sa_exc.DisconnectionError,
     asyncpg.PostgresConnectionError,  # includes ConnectionDoesNotExistError
@@ -60,16 +62,16 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def _is_unique_violation(exc: BaseException) -> bool:
     """A unique key violated: PostgreSQL's SQLSTATE 23505 (asyncpg's own or wrapped), or SQLite's message."""
-    orig = exc.orig if isinstance(exc, sa_exc.IntegrityError) else exc
+    orig = exc.orig if isinstance(exc, sa_exc.IntegrityError) else exc  # else asyncpg's or sqlite3's own
     return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
 
 
 def _refused(exc: BaseException) -> bool:
     """The database (or the driver, for a value it cannot send) refused the statement: not a bug here.
 
-    asyncpg's own errors come unwrapped from the bulk insert path, which bypasses SQLAlchemy.
+    asyncpg's and sqlite3's own errors come unwrapped from the bulk insert path, which bypasses SQLAlchemy.
     """
-    return isinstance(exc, sa_exc.SQLAlchemyError | asyncpg.PostgresError | ValueNotSendable)
+    return isinstance(exc, sa_exc.SQLAlchemyError | asyncpg.PostgresError | ValueNotSendable | sqlite3.Error)
 
 
 def _reason(exc: BaseException) -> str:
@@ -93,9 +95,8 @@ def translate_db_errors(action: str) -> Iterator[None]:
                 f"the prediction database is unavailable, cannot {action} ({_reason(exc)}); retry later",
                 retry_after=RETRY_AFTER_S,
             ) from exc
-        if isinstance(exc, sa_exc.IntegrityError | asyncpg.UniqueViolationError) and _is_unique_violation(
-            exc
-        ):
+        unique = sa_exc.IntegrityError | asyncpg.UniqueViolationError | sqlite3.IntegrityError
+        if isinstance(exc, unique) and _is_unique_violation(exc):
             raise DuplicatePrediction(f"cannot {action}: a prediction id is recorded already") from exc
         if _refused(exc):
             raise StoreRejected(f"the database refused to {action}: {_reason(exc)}") from exc
