@@ -1,8 +1,8 @@
 """SqlPredictionStore: the PredictionStore port over SQLAlchemy async Core (asyncpg or aiosqlite).
 
-`record()` writes the inputs and outputs of a whole batch in one transaction with two bulk inserts
-(executemany, pipelined by asyncpg) and returns only after COMMIT: a returned prediction is a recorded
-prediction, and a failed call leaves neither an input nor an output behind.
+`record()` writes the inputs and outputs of a whole batch in one transaction (`predictor_sql.bulk`, shared
+with concurrent callers by `predictor_sql.group_commit`) and returns only after COMMIT: a returned
+prediction is a recorded prediction, and a failed call leaves neither an input nor an output behind.
 """
 
 from __future__ import annotations
