@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 
 import pytest
@@ -118,6 +119,25 @@ async def test_a_caller_that_gives_up_leaves_its_group_committed() -> None:
     assert isinstance(outcomes[0], asyncio.CancelledError)
     await group.close()
     assert sorted(writer.committed) == [0, 1, 2]
+
+
+async def test_a_caller_that_gives_up_on_a_failed_group_leaves_no_unretrieved_error() -> None:
+    reported: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: reported.append(context))
+    writer = Writer(unavailable=True)
+    group = GroupCommit(writer.write)
+    writer.gate.clear()
+    calls = [asyncio.ensure_future(group.submit([i])) for i in range(3)]
+    await asyncio.sleep(0)
+    calls[0].cancel()
+    await asyncio.sleep(0)
+    writer.gate.set()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert all(isinstance(o, StoreUnavailable) for o in outcomes[1:])
+    del calls, outcomes
+    gc.collect()
+    assert reported == []  # no "Future exception was never retrieved"
 
 
 async def test_close_waits_for_everything_queued() -> None:

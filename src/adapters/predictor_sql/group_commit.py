@@ -65,11 +65,12 @@ class GroupCommit(Generic[Row]):
         """Return once `rows` are committed; raise what their write raised (nothing of them committed)."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[None] = loop.create_future()
-        answer.add_done_callback(_consume)  # a caller that gave up leaves no "never retrieved" warning
         self._queue.append((rows, answer))
         if len(self._leaders) < self._in_flight:
             self._leaders.add(loop.create_task(self._lead()))
-        await answer  # cancelling the caller cancels only its answer: the leader task writes the group
+        # Cancelling the caller cancels only its answer (the leader task still writes the group), and a
+        # cancelled answer is never given an exception that nobody would retrieve.
+        await answer
 
     async def close(self) -> None:
         """Wait until every queued row is committed or refused."""
@@ -89,8 +90,3 @@ class GroupCommit(Generic[Row]):
         self.groups += 1
         await self._write([row for rows, _ in group for row in rows])
         return [None] * len(group)
-
-
-def _consume(answer: asyncio.Future[None]) -> None:
-    if not answer.cancelled():
-        answer.exception()
