@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import tomllib
+import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -177,7 +178,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         try:
             return msgspec.convert(values, cls, strict=False)
         except msgspec.ValidationError as exc:
-            raise ConfigurationError(f"invalid settings: {_env_name(str(exc))}") from exc
+            raise ConfigurationError(f"invalid settings: {_env_name(str(exc))}{_choices(cls, str(exc))}") from exc
 
     @contextlib.contextmanager
     def hand_over(self) -> Iterator[dict[str, str]]:
@@ -343,6 +344,15 @@ def _variable(env: Mapping[str, str], name: str) -> str | None:
     except OSError as exc:
         raise ConfigurationError(f"cannot read {name}_FILE {path}: {exc.strerror or exc}") from None
     return text.removesuffix("\n").removesuffix("\r")
+
+
+def _choices(cls: type, message: str) -> str:
+    """`; one of: inline, batch, ...` when the message is about a field that takes a fixed set of values."""
+    field = re.search(r"`\$\.(\w+)`", message)
+    kind = typing.get_type_hints(cls).get(field.group(1)) if field else None
+    if typing.get_origin(kind) is not Literal:
+        return ""
+    return "; one of: " + ", ".join(str(choice) for choice in typing.get_args(kind))
 
 
 def _env_name(message: str) -> str:
