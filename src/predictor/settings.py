@@ -178,7 +178,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         try:
             return msgspec.convert(values, cls, strict=False)
         except msgspec.ValidationError as exc:
-            raise ConfigurationError(f"invalid settings: {_env_name(str(exc))}{_choices(cls, str(exc))}") from exc
+            said = str(exc)
+            raise ConfigurationError(f"invalid settings: {_env_name(said)}{_choices(cls, said)}") from exc
 
     @contextlib.contextmanager
     def hand_over(self) -> Iterator[dict[str, str]]:

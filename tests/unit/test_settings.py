@@ -42,7 +42,7 @@ def test_environment_then_overrides(tmp_path):
         ({"PREDICTOR_PORT": "eighty"}, "port (PREDICTOR_PORT)"),
         ({"PREDICTOR_PORT": "70000"}, "port must be between"),
         ({"PREDICTOR_DEVICE": "tpu"}, "device (PREDICTOR_DEVICE)"),
-        ({"PREDICTOR_INFERENCE": "bogus"}, "inference (PREDICTOR_INFERENCE); one of: inline, batch, thread, "),
+        ({"PREDICTOR_INFERENCE": "bogus"}, "(PREDICTOR_INFERENCE); one of: inline, batch, thread, "),
         ({"PREDICTOR_WORKERS": "0"}, "workers must be at least 1"),
         ({"PREDICTOR_THREADS": "0"}, "threads must be at least 1"),
         ({"PREDICTOR_CONFIG": "/nonexistent/predictor.toml"}, "cannot read settings file"),
