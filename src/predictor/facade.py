@@ -43,6 +43,7 @@ from predictor_core import (
     ValidationFailed,
     validate,
 )
+from predictor_core.validation import ColumnMatrix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -208,7 +209,7 @@ def _predict(
     dropped = frozenset(drop)
     frame = _as_frame(data)
     if frame is not None:
-        if dropped.intersection(frame.columns):
+        if dropped and dropped.intersection(frame.columns):
             frame = frame.drop(columns=[c for c in frame.columns if c in dropped])
         manifest = wiring.registry.resolve(model, version)  # once: the columns are read for this version
         columns = _columns(frame, manifest.schema)
@@ -321,19 +322,33 @@ def _as_frame(data: Any) -> pd.DataFrame | None:
     return data if pandas is not None and isinstance(data, pandas.DataFrame) else None
 
 
-def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, Any]:
+def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> Mapping[str, Any]:
     """The frame's columns for the core: numpy arrays where no value is missing, else plain lists.
 
     Columns of one numpy dtype kind are read as one block: pandas' per-column access costs tens of
-    microseconds each, more than the model. A column with gaps becomes a list with None for NaN.
-    pandas turns an integer column with a gap into float64; that is an artefact, not the user's data,
-    hence integral floats of integer features are given back as ints.
+    microseconds each, more than the model. A frame of float64 columns with distinct names, none
+    missing a value and none of an integer feature, is passed as that block itself (`ColumnMatrix`):
+    the core checks it whole and the model reads it without a copy. A column with gaps becomes a list
+    with None for NaN. pandas turns an integer column with a gap into float64; that is an artefact,
+    not the user's data, hence integral floats of integer features are given back as ints.
     """
     import numpy as np
 
     integers = {f.name for f in schema.features if f.kind is FeatureKind.INTEGER}
+    names = frame.columns.tolist()
+    dtypes = frame.dtypes.tolist()
+    if (
+        len(frame)
+        and dtypes.count(np.dtype(np.float64)) == len(dtypes) > 0
+        and all(type(name) is str for name in names)
+        and len(set(names)) == len(names)
+        and integers.isdisjoint(names)
+    ):
+        block = frame.to_numpy()
+        if not np.isnan(block.min()):  # NaN anywhere makes the minimum NaN
+            return ColumnMatrix(names, block)
     groups: dict[str, list[Any]] = {}
-    for name, dtype in zip(frame.columns, frame.dtypes.tolist(), strict=True):
+    for name, dtype in zip(names, dtypes, strict=True):
         kind: str = dtype.kind if isinstance(dtype, np.dtype) and dtype.kind in "fiub" else "O"
         groups.setdefault(kind, []).append(name)
     columns: dict[str, Any] = {}
@@ -384,13 +399,16 @@ def _frame_unrecorded(wiring: Wiring, manifest: ModelManifest, columns: Any, ind
         return pd.DataFrame({"value": outputs.values.astype(np.float64)}, index=index)
     labels = outputs.labels
     frame: dict[str, Any] = {"label": labels.astype(np.int64) if labels.dtype.kind in "iu" else labels}
-    probabilities = outputs.probabilities.astype(np.float64)
+    probabilities = outputs.probabilities
     classes = manifest.classes or ()
-    if manifest.task is Task.BINARY:
-        frame["probability"] = probabilities[:, classes.index(manifest.positive_class)]
+    if manifest.task is Task.BINARY:  # only the column shown, as a contiguous float64 array
+        frame["probability"] = probabilities[:, classes.index(manifest.positive_class)].astype(np.float64)
     else:
+        probabilities = probabilities.astype(np.float64)
         frame.update({f"probability_{c}": probabilities[:, j] for j, c in enumerate(classes)})
-    return pd.DataFrame(frame, index=index)
+    # No copy of the fresh arrays; a copy would consolidate the several float columns of a multiclass
+    # model into one block, so that frame is made as before.
+    return pd.DataFrame(frame, index=index, copy=len(frame) > 2)
 
 
 def _to_frame(predictions: Sequence[Prediction], index: Any, *, record: bool) -> pd.DataFrame:

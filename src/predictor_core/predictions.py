@@ -42,8 +42,13 @@ class ModelIdentity(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str
 
 
-class BinaryPrediction(msgspec.Struct, frozen=True, kw_only=True, tag="binary", tag_field="task"):
-    """Label plus the probability of the positive class."""
+class BinaryPrediction(msgspec.Struct, frozen=True, kw_only=True, tag="binary", tag_field="task", gc=False):
+    """Label plus the probability of the positive class.
+
+    Not tracked by the garbage collector (`gc=False`): frozen, holding only strings, numbers, a UUID and
+    the (untracked) identity, it can take part in no reference cycle, and a batch of 1,000 would
+    otherwise set off a collection.
+    """
 
     model: ModelIdentity
     label: Label
@@ -61,7 +66,11 @@ class MulticlassPrediction(msgspec.Struct, frozen=True, kw_only=True, tag="multi
     prediction_id: uuid.UUID | None = None
 
 
-class RegressionPrediction(msgspec.Struct, frozen=True, kw_only=True, tag="regression", tag_field="task"):
+class RegressionPrediction(
+    msgspec.Struct, frozen=True, kw_only=True, tag="regression", tag_field="task", gc=False
+):
+    """The predicted value; untracked by the garbage collector, as `BinaryPrediction`."""
+
     model: ModelIdentity
     value: float
     prediction_id: uuid.UUID | None = None

@@ -221,3 +221,43 @@ def test_one_cached_wiring_shadows_recorded_frames_and_close_releases_it(
     with sqlite3.connect(path) as db:
         assert db.execute("select count(*) from shadow_outputs").fetchone() == (3,)
         assert db.execute("select count(*) from model_inputs").fetchone() == (10,)
+
+
+def test_a_frame_of_floats_is_validated_and_predicted_as_one_block() -> None:
+    """Issue #9: a float64 frame reaches the core as its block; answers and errors are unchanged."""
+    from predictor.facade import _columns
+    from predictor_core import validate_columns
+    from predictor_core.validation import ColumnMatrix
+
+    model = load_model("breast_cancer")
+    frame = load_dataset("breast_cancer").frame.iloc[:60].set_axis([f"p{i}" for i in range(60)])
+    frame = frame[list(reversed(frame.columns))]  # any column order
+    assert isinstance(_columns(frame, model.schema), ColumnMatrix)
+    out = model.predict(frame)
+    expected = model.predict(frame.to_dict(orient="records"))
+    assert list(out.index) == list(frame.index)
+    assert out["label"].tolist() == [p.label for p in expected]
+    assert out["probability"].tolist() == [p.probability for p in expected]
+    assert out.dtypes.tolist() == [pd.Series(np.array(["a"], dtype=object)).dtype, np.dtype(np.float64)]
+
+    bad = frame.copy()
+    bad.loc["p3", "mean_radius"] = 99.0
+    bad.loc["p7", "worst_radius"] = 0.5  # below mean_radius: a rule
+    bad.loc["p9", "area_error"] = math.nan  # a gap: the frame is read column by column
+    as_columns = {name: bad[name].tolist() for name in bad.columns}
+    as_columns["area_error"] = [None if v != v else v for v in as_columns["area_error"]]
+    with pytest.raises(ValidationFailed) as by_columns:
+        validate_columns(model.schema, as_columns)
+    with pytest.raises(ValidationFailed) as caught:
+        model.predict(bad)
+    assert [(p.code, p.msg) for p in caught.value.problems] == [
+        (p.code, p.msg) for p in by_columns.value.problems
+    ]
+    assert [p.loc[0] for p in caught.value.problems] == ["p3", "p7", "p9"]
+    bad.loc["p9", "area_error"] = 1.0  # no gap left: checked as one block, refused the same way
+    assert isinstance(_columns(bad, model.schema), ColumnMatrix)
+    with pytest.raises(ValidationFailed) as block:
+        model.predict(bad)
+    assert [(p.loc, p.code) for p in block.value.problems] == [
+        (p.loc, p.code) for p in caught.value.problems if p.loc[0] != "p9"
+    ]

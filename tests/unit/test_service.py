@@ -353,3 +353,31 @@ async def test_a_failing_shadow_never_touches_the_live_answer(caplog):
     assert prediction.prediction_id in store.records
     assert store.shadows == []
     assert "shadow toy 2 did not score 1 records: RuntimeUnavailable" in caplog.text
+
+
+@pytest.mark.parametrize("task", list(Task))
+def test_predictions_without_ids_are_the_predictions_with_none_for_ids(task):
+    """predict_unrecorded builds predictions without passing an id (issue #9): the same objects."""
+    from predictor_core.predictions import RegressorOutputs
+    from predictor_core.service import _typed
+
+    manifest = toy_manifest(task)
+    rng = np.random.default_rng(9)
+    if task is Task.REGRESSION:
+        outputs = RegressorOutputs(values=rng.normal(size=50).astype(np.float32))
+    else:
+        classes = manifest.classes
+        probabilities = rng.dirichlet(np.ones(len(classes)), size=50).astype(np.float32)
+        labels = np.array([classes[j] for j in probabilities.argmax(axis=1)], dtype=object)
+        outputs = ClassifierOutputs(labels=labels, probabilities=probabilities)
+    with_none = build_predictions(manifest, outputs, [None] * 50)
+    assert _typed(manifest, outputs, None) == with_none
+    assert [type(p) for p in with_none] == [type(with_none[0])] * 50
+    ids = new_prediction_ids(50)
+    with_ids = build_predictions(manifest, outputs, ids)
+    assert [p.prediction_id for p in with_ids] == ids
+    assert [msgspec.structs.replace(p, prediction_id=None) for p in with_ids] == with_none
+    if task is Task.BINARY:
+        assert [p.probability for p in with_none] == outputs.probabilities[:, 1].astype(float).tolist()
+    with pytest.raises(ValueError, match="zip"):
+        build_predictions(manifest, outputs, ids[:-1])

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from predictor_core import Feature, FeatureSchema, Rule, ValidationFailed, validate_columns, validate_records
-from predictor_core.validation import _plan
+from predictor_core.validation import ColumnMatrix, _plan
 from tests.fakes import toy_schema
 
 FLOATS = FeatureSchema(
@@ -101,7 +101,8 @@ def toy_columns(draw):
     for name in as_arrays:
         values = columns[name]
         if all(type(v) is float for v in values):
-            columns[name] = np.array(values, dtype=draw(st.sampled_from([np.float64, np.float32])))
+            with np.errstate(over="ignore"):  # 1e39 as float32 is inf, refused either way
+                columns[name] = np.array(values, dtype=draw(st.sampled_from([np.float64, np.float32])))
         elif all(type(v) is int and -(2**63) <= v < 2**63 for v in values):  # 10**400 stays a list
             columns[name] = np.array(values, dtype=np.int64)
         elif all(type(v) is bool for v in values):
@@ -143,3 +144,240 @@ def test_a_bad_value_in_an_array_is_reported_as_from_a_list(bad):
         validate_columns(schema, {"a": [1.0, bad]})
     assert from_array.value.problems == from_list.value.problems
     assert from_array.value.problems[0].loc == (1, "a")
+
+
+# Issue #9's fast paths: dicts of floats read from their msgpack bytes, rules on Python floats for
+# small batches, rules implied by the bounds left out, and a DataFrame's block taken whole.
+
+RULED_FEATURES = (
+    Feature(name="a", kind="number", minimum=0, maximum=100),
+    Feature(name="b", kind="number", minimum=0, maximum=100),
+    Feature(name="c", kind="number"),
+    Feature(name="d", kind="number", minimum=-10, maximum=10),
+)
+RULED_RULES = (
+    Rule(name="b_ge_a", expr="b >= a", message="m"),
+    Rule(name="a_ge_0", expr="a >= 0", message="implied by the minimum of a"),
+    Rule(name="huge", expr="1e40 != c", message="implied by float32 range"),
+    Rule(name="a_le_90", expr="a <= 90", message="m"),
+    Rule(name="c_gt", expr="c > -500000", message="m"),
+    Rule(name="ratio", expr="b / d >= -50", message="d = 0: Python raises, numpy gives inf or NaN"),
+    Rule(name="root", expr="d ^ 0.5 <= 3", message="d < 0: complex in Python, NaN in numpy"),
+    Rule(name="sqrt", expr="sqrt(d + 5) >= 1", message="d < -5: ValueError in Python, NaN in numpy"),
+    Rule(name="power", expr="c ^ 10 >= 4 * pi * a / 10", message="overflow for huge c in Python"),
+    Rule(name="near", expr="abs(c - 5) >= 0.5", message="m"),
+    Rule(name="neg", expr="-d <= 9.5", message="m"),
+)
+RULED = FeatureSchema(features=RULED_FEATURES, rules=RULED_RULES)
+RULED_NULLABLE = FeatureSchema(
+    features=(*RULED_FEATURES[:3], Feature(name="d", kind="number", minimum=-10, maximum=10, nullable=True)),
+    rules=RULED_RULES,
+)
+RULED_LOG = FeatureSchema(  # log is left to numpy: its vectorised log may round otherwise than libm's
+    features=RULED_FEATURES, rules=(*RULED_RULES, Rule(name="log", expr="log(b + 1) >= a / 30", message="m"))
+)
+RULED_VALUES = {
+    "a": st.one_of(MOSTLY_VALID, MOSTLY_VALID, st.sampled_from([0.0, 90.0, 95.0]), ODD),
+    "b": st.one_of(st.just(100.0), MOSTLY_VALID, ODD),
+    "c": st.one_of(st.floats(-1e6, 1e6), st.sampled_from([5.0, 5.2, 1e30, -1e30, -0.0]), ODD),
+    "d": st.one_of(st.floats(-10, 10), st.sampled_from([0.0, -0.0, -4.0, 9.5, -6.0]), ODD),
+}
+
+
+@st.composite
+def float_dicts(draw, schema=RULED, min_size=16, max_size=40):
+    """Records of the schema's keys in one key order, mostly floats, a few bent out of shape."""
+    order = draw(st.permutations(schema.names))
+    size = draw(st.integers(min_size, max_size))
+    records = []
+    for _ in range(size):
+        record = {name: draw(RULED_VALUES[name]) for name in order}
+        twist = draw(st.sampled_from(["none"] * 12 + ["shuffled", "missing", "extra", "subclass"]))
+        if twist == "shuffled":
+            record = dict(reversed(record.items()))
+        elif twist == "missing":
+            record.pop(order[0])
+        elif twist == "extra":
+            record["zz"] = 1.0
+        elif twist == "subclass":
+            record = Doubling(record)
+        records.append(record)
+    return records
+
+
+class Doubling(dict):
+    """A dict whose values read doubled: its own reading must win, never its raw storage."""
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        return 2 * value if type(value) is float else value
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+@given(float_dicts())
+def test_float_dicts_read_from_their_bytes_agree_with_the_thorough_path(records):
+    plan = _plan(RULED)
+    same(
+        outcome(lambda: validate_records(RULED, records)),
+        outcome(lambda: plan.thorough(records, allow_unknown=False)),
+    )
+
+
+@given(
+    st.sampled_from([RULED, RULED_NULLABLE, RULED_LOG]).flatmap(
+        lambda s: st.tuples(st.just(s), float_dicts(s, 1, 16))
+    )
+)
+def test_rules_on_python_floats_agree_with_the_thorough_path(case):
+    schema, records = case
+    if schema is RULED_NULLABLE:
+        records = [
+            {**r, "d": None} if i % 3 == 0 and isinstance(r, dict) else r for i, r in enumerate(records)
+        ]
+    plan = _plan(schema)
+    same(
+        outcome(lambda: validate_records(schema, records)),
+        outcome(lambda: plan.thorough(records, allow_unknown=False)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("d", "c", "holds"),
+    [
+        (0.0, 10.0, True),  # b / 0: inf in numpy, ZeroDivisionError in Python
+        (-4.0, 10.0, True),  # (-4) ^ 0.5: NaN in numpy (not judged), complex in Python
+        (-6.0, 10.0, True),  # sqrt(-1): NaN in numpy (not judged), ValueError in Python
+        (1.0, 1e38, True),  # c ^ 10: inf in numpy, OverflowError in Python
+        (1.0, 5.2, False),  # abs(c - 5) < 0.5
+        (-9.9, 10.0, False),  # -d > 9.5
+        (4.0, 10.0, True),
+    ],
+)
+def test_a_few_records_are_judged_as_numpy_judges_them(d, c, holds):
+    records = [{"a": 1.0, "b": 2.0, "c": c, "d": d}] * 3
+    plan = _plan(RULED)
+    fast, thorough = (
+        outcome(lambda: validate_records(RULED, records)),
+        outcome(lambda: plan.thorough(records, allow_unknown=False)),
+    )
+    same(fast, thorough)
+    assert (fast[0] == "ok") is holds
+
+
+def test_rules_the_bounds_imply_are_left_to_the_thorough_path():
+    plan = _plan(RULED)
+    checked = {r.name for r in plan.complex_rules} | {
+        rule.name
+        for rule in RULED.rules
+        if rule.name not in {"a_ge_0", "huge"} and rule.name not in {r.name for r in plan.complex_rules}
+    }
+    assert "a_ge_0" not in checked
+    assert "huge" not in checked
+    assert len(plan.scalar_rules) == 2  # b >= a, a <= 90 (-500000 is an expression, negation)
+    assert plan.plain_checks is not None
+    assert _plan(RULED_LOG).plain_checks is None
+
+
+@pytest.mark.parametrize(
+    ("expr", "implied"),
+    [
+        ("a >= 0", True),
+        ("0 <= a", True),
+        ("a > 0", False),
+        ("a > 0.5", False),
+        ("a > -1", False),  # -1 is an expression (a negation), left to the general path
+        ("a <= 100", True),
+        ("a < 100", False),
+        ("a != 150", True),
+        ("a != 50", False),
+        ("a == 0", False),
+        ("b >= a", False),
+        ("a * 1 >= 0", False),
+    ],
+)
+def test_a_rule_is_implied_only_when_every_value_in_bounds_keeps_it(expr, implied):
+    from predictor_core.validation import _implied_by_bounds
+
+    assert _implied_by_bounds(Rule(name="r", expr=expr, message="m"), RULED) is implied
+
+
+def test_dicts_of_floats_are_read_exactly_and_their_rows_kept_as_sent():
+    values = [0.1, -0.0, 5e-324, 99.99999999999999, 3.4028234663852886e38, 1 / 3]
+    records = [{"c": values[i % 6], "b": 100.0 - i, "a": 0.0, "d": 9.0} for i in range(40)]
+    assert _plan(RULED).float_dicts(records) is not None  # read from the bytes, not key by key
+    batch = validate_records(RULED, records)
+    assert batch.numbers is not None
+    assert [row.hex() for rows in batch.numbers.tolist() for row in rows] == [
+        v.hex() for r in records for v in (r["a"], r["b"], r["c"], r["d"])
+    ]
+    assert batch.records() == [{name: r[name] for name in RULED.names} for r in records]
+
+
+@pytest.mark.parametrize("bad", [1, True, None, np.float64(1.0), "1.0", 10**400, [1.0]])
+def test_a_value_not_a_float_among_dicts_of_floats_is_judged_as_before(bad):
+    records = [{"a": 1.0, "b": 2.0, "c": 10.0, "d": 1.0} for _ in range(30)]
+    records[17] = {**records[17], "c": bad}
+    plan = _plan(RULED)
+    same(
+        outcome(lambda: validate_records(RULED, records)),
+        outcome(lambda: plan.thorough(records, allow_unknown=False)),
+    )
+
+
+@st.composite
+def column_matrices(draw):
+    """A float matrix of RULED's columns (some orders, some names off), and the same as a dict."""
+    names = list(draw(st.permutations(RULED.names)))
+    twist = draw(st.sampled_from(["none"] * 6 + ["missing", "extra", "float32", "fortran"]))
+    if twist == "missing":
+        names.pop()
+    elif twist == "extra":
+        names.append("zz")
+    size = draw(st.integers(1, 40))
+    values = {
+        "a": st.one_of(MOSTLY_VALID, MOSTLY_VALID, st.sampled_from([95.0, -1.0, math.nan, math.inf])),
+        "b": st.one_of(st.just(100.0), MOSTLY_VALID),
+        "c": st.one_of(st.floats(-1e6, 1e6), st.sampled_from([5.0, 1e39])),
+        "d": st.one_of(st.floats(-10, 10), st.sampled_from([0.0, -4.0, 11.0])),
+        "zz": st.just(1.0),
+    }
+    matrix = np.array(
+        [draw(st.lists(values[n], min_size=size, max_size=size)) for n in names], dtype=np.float64
+    ).T
+    if twist == "float32":
+        with np.errstate(over="ignore"):  # 1e39 becomes inf
+            matrix = matrix.astype(np.float32)
+    matrix = np.asfortranarray(matrix) if twist == "fortran" else np.ascontiguousarray(matrix)
+    return ColumnMatrix(names, matrix)
+
+
+@given(column_matrices())
+def test_a_column_matrix_agrees_with_its_columns_and_the_thorough_path(given_matrix):
+    as_dict = {name: given_matrix.matrix[:, j] for j, name in enumerate(given_matrix.names)}
+    fast = outcome(lambda: validate_columns(RULED, given_matrix))
+    same(fast, outcome(lambda: validate_columns(RULED, as_dict)))
+    if not set(RULED.names) - set(given_matrix.names) and set(given_matrix.names) <= set(RULED.names):
+        lists = {name: given_matrix[name].tolist() for name in given_matrix}
+        records = [{name: lists[name][i] for name in RULED.names} for i in range(len(given_matrix.matrix))]
+        same(fast, outcome(lambda: _plan(RULED).thorough(records, allow_unknown=True)))
+
+
+def test_a_column_matrix_in_schema_order_is_the_models_input_without_a_copy():
+    matrix = np.array([[1.0, 2.0, 10.0, 1.0], [3.0, 4.0, 20.0, 2.0]])
+    batch = validate_columns(RULED, ColumnMatrix(RULED.names, matrix))
+    assert batch.numbers is matrix
+    assert batch.records() == [dict(zip(RULED.names, row, strict=True)) for row in matrix.tolist()]
+    reordered = validate_columns(RULED, ColumnMatrix(RULED.names[::-1], matrix[:, ::-1]))
+    assert reordered.numbers.tolist() == matrix.tolist()
+
+
+def test_a_column_matrix_needs_distinct_names_one_per_column():
+    with pytest.raises(ValueError, match="distinct name"):
+        ColumnMatrix(["a", "a"], np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="distinct name"):
+        ColumnMatrix(["a"], np.zeros((2, 2)))
