@@ -9,10 +9,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
+from asyncpg.exceptions._base import InternalClientError
 from sqlalchemy import exc as sa_exc
 
 from predictor_core import ConfigurationError, PredictionService, StoreRejected, StoreUnavailable, Task
@@ -195,6 +197,50 @@ def _poll(base: str, status: int, within: float) -> tuple[float, httpx.Response]
 
 
 @pytest.mark.postgres
+async def test_a_writer_connection_left_mid_operation_is_an_outage_not_a_crash(
+    fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncpg's InternalClientError ("another operation is in progress": a connection still consuming
+    the error of a statement cut off mid-way) reached a caller raw once in CI, PostgreSQL stopped
+    mid-load. It is StoreUnavailable, its connection thrown away, and the next call is recorded."""
+
+    async def left_mid_operation(self: asyncpg.Connection, *args: object, **kwargs: object) -> None:
+        raise InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+
+    async with started(fresh_pg_url) as store:
+        service = fake_service([toy_manifest()], store)[0]
+        await service.predict([ROW])  # registered, and a writer connection open
+        monkeypatch.setattr(asyncpg.Connection, "execute", left_mid_operation)
+        with pytest.raises(StoreUnavailable, match="another operation"):
+            await service.predict([ROW])
+        monkeypatch.undo()
+        [prediction] = await service.predict([ROW])
+        assert (await store.get(prediction.prediction_id)).prediction == prediction
+
+
+@pytest.mark.postgres
+async def test_a_recording_that_times_out_is_unavailable_and_the_next_one_is_recorded(
+    fresh_pg_url: str,
+) -> None:
+    """A statement cut by the command timeout leaves its connection busy cancelling: it is thrown away
+    at once, never closed gracefully (asyncpg's "another operation is in progress") nor handed out again.
+    """
+    async with started(fresh_pg_url, command_timeout=0.3) as store:
+        service = fake_service([toy_manifest()], store)[0]
+        await service.predict([ROW])  # registered: only the recordings meet the lock
+        for _ in range(3):
+            with psycopg.connect(sync_url(fresh_pg_url)) as conn:  # a transaction, until the rollback
+                conn.execute("LOCK TABLE model_inputs IN ACCESS EXCLUSIVE MODE")
+                outcomes = await asyncio.gather(
+                    *(service.predict([ROW]) for _ in range(4)), return_exceptions=True
+                )
+                conn.rollback()
+            assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+        [prediction] = await service.predict([ROW])
+        assert (await store.get(prediction.prediction_id)).prediction == prediction
+
+
+@pytest.mark.postgres
 def test_readiness_is_503_while_the_prediction_tables_are_locked_and_200_after(
     fresh_pg_url: str,
 ) -> None:
@@ -221,8 +267,9 @@ def test_readiness_is_503_while_the_prediction_tables_are_locked_and_200_after(
         sa_exc.TimeoutError("QueuePool limit of size 4 overflow 0 reached"),
         sa_exc.DBAPIError("INSERT", {}, Exception("gone"), connection_invalidated=True),
         sqlite3.OperationalError("database is locked"),
+        InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
     ],
-    ids=["refused", "reset", "pool", "invalidated", "sqlite-locked"],
+    ids=["refused", "reset", "pool", "invalidated", "sqlite-locked", "asyncpg-busy"],
 )
 def test_outages_in_every_form_are_recognised(exc: BaseException) -> None:
     assert is_unavailable(exc)

@@ -38,6 +38,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     sa_exc.DisconnectionError,
     asyncpg.PostgresConnectionError,  # includes ConnectionDoesNotExistError
     asyncpg.InterfaceError,
+    asyncpg.exceptions._base.InternalClientError,  # a connection left mid-operation: this one is done for
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now (starting up)
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
 )
