@@ -43,7 +43,7 @@ from predictor_core import (
 )
 from predictor_sql.bulk import ANSWER_COLUMNS, INPUT_COLUMNS, SHADOW_COLUMNS, TableRows, insert_rows
 from predictor_sql.durability import durability_problems, write_problem
-from predictor_sql.errors import is_unavailable, translate_db_errors
+from predictor_sql.errors import translate_db_errors
 from predictor_sql.group_commit import GroupCommit
 from predictor_sql.migrate import current_revision, head_revision
 from predictor_sql.tables import (
@@ -317,9 +317,11 @@ class SqlPredictionStore:
         async with self._writer.connect() as conn:
             try:
                 await insert_rows(conn, groups)
-            except Exception as exc:
-                if is_unavailable(exc):  # never hand this connection out again
-                    await conn.invalidate()
+            except Exception:
+                # Never hand this connection out again, whatever failed: asyncpg raises a statement's
+                # error before the connection is idle again, and the group's one-by-one retry would
+                # take the same connection from the pool at once ("another operation is in progress").
+                await conn.invalidate()
                 raise
 
     async def _model_ids_of(
