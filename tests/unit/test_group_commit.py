@@ -106,8 +106,8 @@ async def test_an_unavailable_store_fails_the_whole_group_without_retries() -> N
     assert len(writer.groups) == 2  # the first caller alone, then the four queued meanwhile: no retries
 
 
-async def test_a_caller_that_gives_up_leaves_its_group_committed() -> None:
-    writer = Writer()
+async def first_of_three_gives_up(writer: Writer) -> tuple[GroupCommit[int], list[BaseException | None]]:
+    """Three callers in one group; the first is cancelled while the group waits to be written."""
     group = GroupCommit(writer.write)
     writer.gate.clear()
     calls = [asyncio.ensure_future(group.submit([i])) for i in range(3)]
@@ -117,6 +117,12 @@ async def test_a_caller_that_gives_up_leaves_its_group_committed() -> None:
     writer.gate.set()
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(outcomes[0], asyncio.CancelledError)
+    return group, outcomes
+
+
+async def test_a_caller_that_gives_up_leaves_its_group_committed() -> None:
+    writer = Writer()
+    group, _ = await first_of_three_gives_up(writer)
     await group.close()
     assert sorted(writer.committed) == [0, 1, 2]
 
@@ -124,18 +130,9 @@ async def test_a_caller_that_gives_up_leaves_its_group_committed() -> None:
 async def test_a_caller_that_gives_up_on_a_failed_group_leaves_no_unretrieved_error() -> None:
     reported: list[dict[str, object]] = []
     asyncio.get_running_loop().set_exception_handler(lambda _, context: reported.append(context))
-    writer = Writer(unavailable=True)
-    group = GroupCommit(writer.write)
-    writer.gate.clear()
-    calls = [asyncio.ensure_future(group.submit([i])) for i in range(3)]
-    await asyncio.sleep(0)
-    calls[0].cancel()
-    await asyncio.sleep(0)
-    writer.gate.set()
-    outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    assert isinstance(outcomes[0], asyncio.CancelledError)
+    _, outcomes = await first_of_three_gives_up(Writer(unavailable=True))
     assert all(isinstance(o, StoreUnavailable) for o in outcomes[1:])
-    del calls, outcomes
+    del outcomes
     gc.collect()
     assert reported == []  # no "Future exception was never retrieved"
 
