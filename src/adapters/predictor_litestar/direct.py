@@ -48,7 +48,7 @@ class DirectPredict:
     async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
         handler: Any = scope["route_handler"]
         length = plain_json_length(scope["headers"], handler.resolve_request_max_body_size())
-        if length is None or scope["method"] != "POST":
+        if length is None:  # (only POST reaches this handler's stack: Litestar routes by method)
             await self.app(scope, receive, send)
             return
         request = handler.resolve_request_class()(scope=scope, receive=receive, send=send)
