@@ -41,7 +41,6 @@ from predictor_core import (
     RegressorOutputs,
     Task,
     ValidationFailed,
-    validate,
 )
 from predictor_core.validation import ColumnMatrix
 
@@ -388,13 +387,14 @@ def _integral(column: Any) -> Any:
 def _frame_unrecorded(wiring: Wiring, manifest: ModelManifest, columns: Any, index: Any) -> pd.DataFrame:
     """Predictions for a DataFrame as a DataFrame, straight from the model's arrays.
 
-    What `predict_unrecorded` does, minus one Prediction object per row that the frame would unpack.
+    `PredictionService.infer_unrecorded`, without the Prediction object per row the frame would unpack.
     """
     import numpy as np
     import pandas as pd
 
-    runtime = wiring.registry.runtime(manifest.name, manifest.version)
-    outputs = runtime.infer(validate(runtime.manifest, columns, "columns"))
+    manifest, outputs = wiring.service.infer_unrecorded(
+        columns, model=manifest.name, version=manifest.version, layout="columns"
+    )
     if isinstance(outputs, RegressorOutputs):
         return pd.DataFrame({"value": outputs.values.astype(np.float64)}, index=index)
     labels = outputs.labels

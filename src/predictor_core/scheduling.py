@@ -87,9 +87,7 @@ class BatchingInference:
             while queue.waiting:
                 group, queue.waiting = next_group(queue.waiting, self.max_rows)
                 run = functools.partial(self._call, queue.runtime)
-                await run_group(
-                    group, run, unavailable=RuntimeUnavailable, interrupted="inference was interrupted"
-                )
+                await run_group(group, run, unavailable=RuntimeUnavailable, interrupted=_INTERRUPTED)
         finally:
             queue.running = False
             if self._queues.get(id(queue.runtime)) is queue:

@@ -100,7 +100,7 @@ class ValidatedBatch:
         matrices = [b.numbers for b in batches if b.numbers is not None]
         if len(matrices) == len(batches):
             numbers = np.concatenate(matrices)
-            columns: Mapping[str, np.ndarray] = _DenseColumns(numbers, _plan(first.schema).positions)
+            columns: Mapping[str, np.ndarray] = ColumnMatrix.at(numbers, _plan(first.schema).positions)
             return cls(first.schema, rows, columns, numbers)
         joined = {name: np.concatenate([b.columns[name] for b in batches]) for name in first.columns}
         return cls(first.schema, rows, joined)
@@ -114,54 +114,44 @@ class ValidatedBatch:
         return np.column_stack([self.columns[n] for n in self.schema.names]).astype(np.float32)
 
 
-class _DenseColumns(Mapping[str, np.ndarray]):
-    """Column views into one matrix, made on demand.
-
-    Building 30 views per request costs more than most of what the runtime does with them.
-    """
-
-    __slots__ = ("_matrix", "_positions")
-
-    def __init__(self, matrix: np.ndarray, positions: Mapping[str, int]) -> None:
-        self._matrix = matrix
-        self._positions = positions
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self._matrix[:, self._positions[name]]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._positions)
-
-    def __len__(self) -> int:
-        return len(self._positions)
-
-
 class ColumnMatrix(Mapping[str, np.ndarray]):
-    """Columns held as one [N, K] matrix, e.g. a DataFrame's block of floats: name -> column (a view).
+    """Columns held as one [N, K] matrix: name -> column, a view made on demand.
 
-    It is a mapping of columns like any other, so every path takes it; `validate_columns` checks it
-    whole, and the model reads it without a copy, when its names are exactly the schema's features
-    and all of them numbers, in float64: building 30 column arrays costs more than checking them.
+    A dense batch keeps its columns so (building 30 views per request costs more than most of what the
+    runtime does with them), and a DataFrame's block of floats comes as one: it is a mapping of columns
+    like any other, so every path takes it; `validate_columns` checks it whole, and the model reads it
+    without a copy, when its names are exactly the schema's features, all of them numbers, in float64.
     """
 
-    __slots__ = ("_where", "matrix", "names")
+    __slots__ = ("_where", "matrix")
 
     def __init__(self, names: Sequence[str], matrix: np.ndarray) -> None:
         """`names` of the matrix's columns, in its order, each once."""
-        self.names = tuple(names)
-        self.matrix = matrix
-        self._where = {name: j for j, name in enumerate(self.names)}
-        if len(self._where) != len(self.names) or matrix.ndim != 2 or matrix.shape[1] != len(self.names):
+        where = {name: j for j, name in enumerate(names)}
+        if len(where) != len(names) or matrix.ndim != 2 or matrix.shape[1] != len(where):
             raise ValueError("a ColumnMatrix needs one distinct name per column of a 2-D matrix")
+        self.matrix = matrix
+        self._where: Mapping[str, int] = where
+
+    @classmethod
+    def at(cls, matrix: np.ndarray, where: Mapping[str, int]) -> ColumnMatrix:
+        """Over a schema plan's own positions: nothing to build or check for each batch."""
+        columns = cls.__new__(cls)
+        columns.matrix, columns._where = matrix, where
+        return columns
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._where)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.matrix[:, self._where[name]]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.names)
+        return iter(self._where)
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self._where)
 
 
 class _LazyRows(Sequence[tuple[Any, ...]]):
@@ -574,7 +564,7 @@ class _Plan:
             stacked = np.ascontiguousarray(numbers.T)
         if not self.within_bounds(stacked):
             return None
-        columns = _DenseColumns(numbers, self.positions)
+        columns = ColumnMatrix.at(numbers, self.positions)
         if not self.rules_hold(columns, numbers, stacked):
             return None
         return ValidatedBatch(self.schema, rows, columns, numbers)
@@ -733,7 +723,7 @@ class _Plan:
         """Per-feature arrays, plus the [N, K] float64 matrix of the K numeric features (NaN = missing)."""
         if self.dense:  # every feature numeric and never null: one C-level conversion for the whole batch
             numbers = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
-            return _DenseColumns(numbers, self.positions), numbers
+            return ColumnMatrix.at(numbers, self.positions), numbers
         transposed = list(zip(*rows, strict=True))
         columns: dict[str, np.ndarray] = {}
         for feature, values in zip(self.schema.features, transposed, strict=True):

@@ -359,7 +359,6 @@ async def test_a_failing_shadow_never_touches_the_live_answer(caplog):
 def test_predictions_without_ids_are_the_predictions_with_none_for_ids(task):
     """predict_unrecorded builds predictions without passing an id (issue #9): the same objects."""
     from predictor_core.predictions import RegressorOutputs
-    from predictor_core.service import _typed
 
     manifest = toy_manifest(task)
     rng = np.random.default_rng(9)
@@ -371,7 +370,7 @@ def test_predictions_without_ids_are_the_predictions_with_none_for_ids(task):
         labels = np.array([classes[j] for j in probabilities.argmax(axis=1)], dtype=object)
         outputs = ClassifierOutputs(labels=labels, probabilities=probabilities)
     with_none = build_predictions(manifest, outputs, [None] * 50)
-    assert _typed(manifest, outputs, None) == with_none
+    assert build_predictions(manifest, outputs) == with_none
     assert [type(p) for p in with_none] == [type(with_none[0])] * 50
     ids = new_prediction_ids(50)
     with_ids = build_predictions(manifest, outputs, ids)
