@@ -636,11 +636,11 @@ class _Plan:
         matrix = given.matrix
         if not self.floats_only or matrix.dtype != np.float64 or not len(matrix):
             return None
-        if given.names == self.names:
+        names = given.names
+        if names == self.names:
             numbers = matrix
-        elif len(given.names) == self.width and self.known.issuperset(given.names):
-            where = {name: j for j, name in enumerate(given.names)}
-            numbers = matrix[:, [where[name] for name in self.names]]
+        elif len(names) == self.width and self.known.issuperset(names):
+            numbers = np.column_stack([given[name] for name in self.names])
         else:
             return None
         rows = _LazyRows(functools.partial(_matrix_rows, numbers), len(numbers))
