@@ -347,9 +347,13 @@ def _variable(env: Mapping[str, str], name: str) -> str | None:
     return text.removesuffix("\n").removesuffix("\r")
 
 
+_FIELD = re.compile(r"`\$\.(\w+)`")
+"""Where msgspec's messages name the field: `$.port`."""
+
+
 def _choices(cls: type, message: str) -> str:
     """`; one of: inline, batch, ...` when the message is about a field that takes a fixed set of values."""
-    field = re.search(r"`\$\.(\w+)`", message)
+    field = _FIELD.search(message)
     kind = typing.get_type_hints(cls).get(field.group(1)) if field else None
     if typing.get_origin(kind) is not Literal:
         return ""
@@ -358,4 +362,4 @@ def _choices(cls: type, message: str) -> str:
 
 def _env_name(message: str) -> str:
     """Point at the environment variable as well as the field: `$.port` -> `port (PREDICTOR_PORT)`."""
-    return re.sub(r"`\$\.(\w+)`", lambda m: f"{m.group(1)} ({_ENV_PREFIX}{m.group(1).upper()})", message)
+    return _FIELD.sub(lambda m: f"{m.group(1)} ({_ENV_PREFIX}{m.group(1).upper()})", message)
