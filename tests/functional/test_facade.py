@@ -140,6 +140,51 @@ def test_data_as_pandas_holds_it_gives_the_frames_own_answers() -> None:
     assert predict(odd, model="penguins").label == "Adelie"
 
 
+def test_labels_are_a_categorical_of_the_models_classes_recorded_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every class is a category, even one no row was given; recording changes nothing in the frame."""
+    from predictor_sql import sqlite_url_for
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url_for(tmp_path / "audit.db"))
+    model = load_model("penguins")
+    data = load_dataset("penguins")
+    frame = data.frame[data.target == "Gentoo"].iloc[:5]
+    unrecorded = model.predict(frame)
+    recorded = model.predict(frame, record=True)
+    classes = pd.CategoricalDtype(["Adelie", "Chinstrap", "Gentoo"])
+    assert unrecorded["label"].dtype == recorded["label"].dtype == classes
+    assert unrecorded["label"].tolist() == recorded["label"].tolist() == ["Gentoo"] * 5
+    assert unrecorded["label"].value_counts().to_dict() == {"Gentoo": 5, "Adelie": 0, "Chinstrap": 0}
+    pd.testing.assert_frame_equal(unrecorded, recorded.drop(columns="prediction_id"))
+
+
+def test_a_mixed_frame_reads_each_kind_of_gap_as_missing() -> None:
+    """NaN, None and pd.NA in a string column, NaN in a float one: the answers of the same dicts."""
+    frame = load_dataset("penguins").frame.iloc[:6].reset_index(drop=True)
+    frame["sex"] = frame["sex"].astype(object)
+    frame.loc[0, "sex"], frame.loc[1, "sex"], frame.loc[2, "sex"] = None, math.nan, pd.NA
+    frame.loc[3, "body_mass_g"] = math.nan
+    records = [
+        {k: (None if v is None or v is pd.NA or v != v else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+    assert [records[i]["sex"] for i in range(3)] == [None, None, None]
+    expected = predict(records, model="penguins")
+    out = predict(frame, model="penguins")
+    assert out["label"].tolist() == [p.label for p in expected]
+    assert out["probability_Gentoo"].tolist() == [p.probabilities["Gentoo"] for p in expected]
+
+
+def test_a_frame_of_several_numeric_kinds_gives_the_answers_of_its_dicts() -> None:
+    """An int64 column among 29 float64 ones: the floats are read as one block, by position."""
+    frame = load_dataset("breast_cancer").frame.iloc[:20].copy()
+    frame["mean_texture"] = np.floor(frame["mean_texture"]).astype(np.int64)  # floor keeps the rules
+    out = predict(frame)
+    expected = predict(frame.to_dict("records"))
+    assert out["probability"].tolist() == [p.probability for p in expected]
+
+
 def test_numpy_booleans_and_integers_are_plain_values() -> None:
     record = first_record("diabetes")
     with_numpy = {k: (np.int64(v) if isinstance(v, int) else np.float64(v)) for k, v in record.items()}
@@ -238,7 +283,7 @@ def test_a_frame_of_floats_is_validated_and_predicted_as_one_block() -> None:
     assert list(out.index) == list(frame.index)
     assert out["label"].tolist() == [p.label for p in expected]
     assert out["probability"].tolist() == [p.probability for p in expected]
-    assert out.dtypes.tolist() == [pd.Series(np.array(["a"], dtype=object)).dtype, np.dtype(np.float64)]
+    assert out.dtypes.tolist() == [pd.CategoricalDtype(list(model.manifest.classes)), np.dtype(np.float64)]
 
     bad = frame.copy()
     bad.loc["p3", "mean_radius"] = 99.0
