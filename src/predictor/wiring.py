@@ -163,6 +163,10 @@ class Wiring:
             else None
         )
         """Drift and live quality from the audit trail; None when nothing is recorded."""
+        self._rolling = (
+            self.monitor.rolling(dt.timedelta(seconds=settings.drift_window)) if self.monitor else None
+        )
+        """The drift gauges' window, counted in cells so that a refresh recounts only the newest."""
         self.service = PredictionService(
             self.registry,
             self._store,
@@ -273,17 +277,18 @@ class Wiring:
         """The drift of the version each model name serves, over the last `drift_window`, published.
 
         `served` is told the (name, version) pairs first, so gauges of versions no longer served go.
-        A version without a training profile is skipped; a failing one is logged and skipped.
+        A version without a training profile is skipped; a failing one is logged and skipped. Only the
+        newest cells of each window are counted again (`RollingDrift`).
         """
-        if self.monitor is None:
+        if self._rolling is None:
             return
         current = {(entry.name, entry.current.version) for entry in self.registry.catalogue()}
         served(current)
-        until = dt.datetime.now(dt.UTC)
-        since = until - dt.timedelta(seconds=self.settings.drift_window)
+        self._rolling.keep(current)
+        now = dt.datetime.now(dt.UTC)
         for name, version in sorted(current):
             try:
-                publish(await self.monitor.drift(name, version, since=since, until=until))
+                publish(await self._rolling.drift(name, version, now=now))
             except ProfileMissing:
                 continue
             except PredictorError as exc:

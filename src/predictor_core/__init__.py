@@ -78,7 +78,7 @@ from predictor_core.limits import (
     RateLimiter,
     parse_rate,
 )
-from predictor_core.monitoring import DriftReport, ModelMonitor, QualityReport
+from predictor_core.monitoring import DriftReport, ModelMonitor, QualityReport, RollingDrift
 from predictor_core.observation import STAGES, NoObserver, PredictionObserver, Stage
 from predictor_core.ports import (
     AliasChange,
@@ -219,6 +219,7 @@ __all__ = [
     "RecordingDisabled",
     "RegressionPrediction",
     "RegressorOutputs",
+    "RollingDrift",
     "Rule",
     "RuntimeUnavailable",
     "SchemaError",

@@ -53,6 +53,7 @@ __all__ = [
     "compare_window",
     "count_categories",
     "count_numbers",
+    "merge_windows",
     "output_values",
     "profile_categories",
     "profile_numbers",
@@ -357,6 +358,15 @@ class WindowCounter:
             features={n: _sum(self._profile.features[n], h) for n, h in self._features.items()},
             outputs={n: _sum(self._profile.outputs[n], h) for n, h in self._outputs.items()},
         )
+
+
+def merge_windows(profile: TrainingProfile, parts: Sequence[WindowSummary]) -> WindowSummary:
+    """Windows counted apart (consecutive cells of time) as one window: their counts added."""
+    return WindowSummary(
+        rows=sum(part.rows for part in parts),
+        features={n: _sum(f, [part.features[n] for part in parts]) for n, f in profile.features.items()},
+        outputs={n: _sum(o, [part.outputs[n] for part in parts]) for n, o in profile.outputs.items()},
+    )
 
 
 def _count(profile: Profile, values: list[Any]) -> Histogram:

@@ -7,12 +7,16 @@ the feedback of the window's predictions gives the live quality (`predictor_core
 
 The manifest comes from the store (kept when the version first predicted), so a version whose bundle
 was removed can still be monitored; one that never predicted here is read from the registry.
+
+`RollingDrift` keeps the drift of the last window up to date for the `/metrics` gauges, recounting only
+the newest cells of time at each refresh.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -25,7 +29,9 @@ from predictor_core.drift import (
     DriftThresholds,
     FeatureDrift,
     TrainingProfile,
+    WindowSummary,
     compare_window,
+    merge_windows,
 )
 from predictor_core.errors import ModelNotFound, ProfileMissing
 from predictor_core.ports import AuditReader, PredictionStore
@@ -33,10 +39,24 @@ from predictor_core.predictions import Task
 from predictor_core.quality import Quality, live_quality, quality_over_time
 from predictor_core.registry import ModelRegistry, version_key
 
-__all__ = ["DEFAULT_WINDOW", "DriftReport", "ModelMonitor", "QualityReport"]
+__all__ = [
+    "DEFAULT_WINDOW",
+    "LATE_MARGIN",
+    "ROLLING_CELLS",
+    "DriftReport",
+    "ModelMonitor",
+    "QualityReport",
+    "RollingDrift",
+]
 
 DEFAULT_WINDOW = dt.timedelta(days=1)
 """The window when no start is given: the day before its end (which defaults to now)."""
+ROLLING_CELLS = 24
+"""Cells of time a rolling window is counted in: the window reported is longer by less than one."""
+LATE_MARGIN = dt.timedelta(minutes=1)
+"""How far before the previous refresh a rolling window recounts: a prediction is stamped before its
+commit, so one committed just after a refresh read its cell is counted at the next."""
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _SEVERITY: dict[DriftStatus, int] = {"insufficient": 0, "stable": 1, "watch": 2, "drift": 3}
 
 
@@ -164,32 +184,13 @@ class ModelMonitor:
         """
         start, end = self.window(since, until)
         manifest = await self.manifest(name, version)
-        profile = manifest.training.profile if manifest.training is not None else None
-        if profile is None:
-            raise ProfileMissing(
-                f"{manifest.name} {manifest.version} has no training profile to measure drift against: "
-                f"its bundle was exported with manifest format {manifest.format_version}, and profiles "
-                "came with format 3. Export the model again with this release (as a new version) to "
-                "monitor its drift; its live quality can be measured as it is."
-            )
-        profile = _in_schema_order(profile, manifest)
-        thresholds = thresholds or self.thresholds
+        profile = _profile_of(manifest)
         window = await self._audit.window(manifest.name, manifest.version, profile, since=start, until=end)
-        entries = compare_window(profile, window, thresholds)
-        worst: DriftStatus = max(
-            (e.status for e in entries), key=_SEVERITY.__getitem__, default="insufficient"
-        )
-        return DriftReport(
-            model=manifest.name,
-            version=manifest.version,
-            since=start,
-            until=end,
-            rows=window.rows,
-            status=worst,
-            drifted=[e.feature for e in entries if e.status == "drift"],
-            thresholds=thresholds,
-            features=entries,
-        )
+        return _report(manifest, profile, window, start, end, thresholds or self.thresholds)
+
+    def rolling(self, window: dt.timedelta, *, cells: int = ROLLING_CELLS) -> RollingDrift:
+        """A rolling window of this monitor's versions, for reports refreshed again and again."""
+        return RollingDrift(self, self._audit, window, cells=cells)
 
     async def quality(
         self,
@@ -234,6 +235,112 @@ class ModelMonitor:
         if not recorded:
             raise ModelNotFound(f"no model {name!r} is served or recorded here")
         return max(recorded, key=version_key)
+
+
+class RollingDrift:
+    """The drift of the last `window` of each version, recounting only the newest cells at a refresh.
+
+    Counting a whole day of predictions at every refresh, in every worker, costs about 7 µs of
+    PostgreSQL time a row (9.5 s for 1.3 million rows) and took two thirds of the throughput of two
+    workers. Here the window is counted in `cells` cells of time, aligned on the epoch, each on its own:
+    a refresh recounts the cells from the one that held the previous refresh less `LATE_MARGIN` up to
+    now, keeps the older ones and drops those that ended before the window. The report's window starts
+    where its oldest cell does: the window asked for, and less than one cell more.
+    """
+
+    def __init__(
+        self, monitor: ModelMonitor, audit: AuditReader, window: dt.timedelta, *, cells: int = ROLLING_CELLS
+    ) -> None:
+        if window <= dt.timedelta(0) or cells < 1:
+            raise ValueError(f"a rolling window must be positive and have cells, got {window} in {cells}")
+        self._monitor = monitor
+        self._audit = audit
+        self._window = window
+        self._width = window / cells
+        self._kept: dict[tuple[str, str], _Cells] = {}
+
+    async def drift(self, name: str, version: str, *, now: dt.datetime) -> DriftReport:
+        """The version's drift over the window ending `now` (UTC), its cells recounted as needed.
+
+        Raises:
+            ModelNotFound, ProfileMissing, StoreUnavailable: as `ModelMonitor.drift`.
+        """
+        manifest = await self._monitor.manifest(name, version)
+        profile = _profile_of(manifest)
+        kept = self._kept.get((manifest.name, manifest.version))
+        if kept is None or kept.sha256 != manifest.sha256:
+            kept = self._kept[(manifest.name, manifest.version)] = _Cells(manifest.sha256)
+        first, last = self._cell(now - self._window), self._cell(now)
+        recount = first if kept.until is None else max(first, self._cell(kept.until - LATE_MARGIN))
+        recount = min(recount, last)  # the newest cell always, even if the clock went back
+        kept.counted = {k: cell for k, cell in kept.counted.items() if first <= k < recount}
+        for k in range(recount, last + 1):
+            kept.counted[k] = await self._audit.window(
+                manifest.name,
+                manifest.version,
+                profile,
+                since=self._start(k),
+                until=min(self._start(k + 1), now),
+            )
+        kept.until = now
+        window = merge_windows(profile, [kept.counted[k] for k in sorted(kept.counted)])
+        return _report(manifest, profile, window, self._start(first), now, self._monitor.thresholds)
+
+    def keep(self, versions: set[tuple[str, str]]) -> None:
+        """Forget the cells of every version but these (name, version) pairs."""
+        for key in set(self._kept) - versions:
+            del self._kept[key]
+
+    def _cell(self, at: dt.datetime) -> int:
+        return (_utc(at) - _EPOCH) // self._width
+
+    def _start(self, cell: int) -> dt.datetime:
+        return _EPOCH + cell * self._width
+
+
+@dataclass
+class _Cells:
+    """The counted cells of one version's rolling window, and the end of the last refresh."""
+
+    sha256: str
+    counted: dict[int, WindowSummary] = field(default_factory=dict)
+    until: dt.datetime | None = None
+
+
+def _profile_of(manifest: ModelManifest) -> TrainingProfile:
+    """The version's training profile in schema order. Raises ProfileMissing (bundles before format 3)."""
+    profile = manifest.training.profile if manifest.training is not None else None
+    if profile is None:
+        raise ProfileMissing(
+            f"{manifest.name} {manifest.version} has no training profile to measure drift against: "
+            f"its bundle was exported with manifest format {manifest.format_version}, and profiles "
+            "came with format 3. Export the model again with this release (as a new version) to "
+            "monitor its drift; its live quality can be measured as it is."
+        )
+    return _in_schema_order(profile, manifest)
+
+
+def _report(
+    manifest: ModelManifest,
+    profile: TrainingProfile,
+    window: WindowSummary,
+    start: dt.datetime,
+    end: dt.datetime,
+    thresholds: DriftThresholds,
+) -> DriftReport:
+    entries = compare_window(profile, window, thresholds)
+    worst: DriftStatus = max((e.status for e in entries), key=_SEVERITY.__getitem__, default="insufficient")
+    return DriftReport(
+        model=manifest.name,
+        version=manifest.version,
+        since=start,
+        until=end,
+        rows=window.rows,
+        status=worst,
+        drifted=[e.feature for e in entries if e.status == "drift"],
+        thresholds=thresholds,
+        features=entries,
+    )
 
 
 def _in_schema_order(profile: TrainingProfile, manifest: ModelManifest) -> TrainingProfile:

@@ -23,6 +23,8 @@ from predictor_core import (
     ProfileMissing,
     RegressionPrediction,
     Task,
+    TrainingProfile,
+    WindowSummary,
 )
 from predictor_core.quality import LOG_LOSS_EPS, live_quality, quality_over_time
 from tests.fakes import (
@@ -275,6 +277,103 @@ async def test_the_version_meant_comes_from_the_registry_else_the_newest_recorde
     served, _ = monitor_with(one, two)
     with pytest.raises(ModelNotFound, match="no model 'nope'"):
         await served.manifest("nope")
+
+
+class CountingAudit(InMemoryAuditReader):
+    """The in-memory reader, noting each window it is asked to count."""
+
+    def __init__(self, store: InMemoryPredictionStore) -> None:
+        super().__init__(store)
+        self.asked: list[tuple[dt.datetime, dt.datetime]] = []
+
+    async def window(
+        self,
+        name: str,
+        version: str,
+        profile: TrainingProfile,
+        /,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> WindowSummary:
+        assert since is not None
+        assert until is not None
+        self.asked.append((since, until))
+        return await super().window(name, version, profile, since=since, until=until)
+
+
+def stamped(manifest: ModelManifest, rows: list[dict[str, Any]], when: dt.datetime) -> list[Any]:
+    return [msgspec.structs.replace(r, created_at=when) for r in records_for(manifest, rows)]
+
+
+async def test_a_rolling_window_recounts_only_its_newest_cells_and_agrees_with_a_full_count() -> None:
+    """Issue #9's finding: the gauges read the whole window at every refresh, in every worker."""
+    manifest = with_profile(toy_manifest(), ROWS)
+    store = InMemoryPredictionStore()
+    store.models[("toy", "1")] = manifest
+    audit = CountingAudit(store)
+    monitor = ModelMonitor(store, audit)
+    rolling = monitor.rolling(dt.timedelta(hours=24))  # 24 cells of an hour
+    start = dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC)
+    await store.record(stamped(manifest, ROWS[:200], start + dt.timedelta(hours=1, minutes=5)))
+    await store.record(stamped(manifest, ROWS[200:400], start + dt.timedelta(hours=20)))
+    now = start + dt.timedelta(hours=24, minutes=30)
+
+    first = await rolling.drift("toy", "1", now=now)
+    assert len(audit.asked) == 25  # every cell once: the one holding now - 24 h, ..., the one holding now
+    assert first.since == start  # whole cells: the window and less than one cell more
+    assert (first.until, first.rows) == (now, 400)
+    full = await monitor.drift("toy", "1", since=first.since, until=first.until)
+    assert first.features == full.features
+
+    # five minutes later: only the newest cell is counted again, and a row stamped before the last
+    # refresh but committed after it (within LATE_MARGIN) is counted
+    audit.asked.clear()
+    await store.record(stamped(manifest, ROWS[400:500], now - dt.timedelta(seconds=20)))
+    later = now + dt.timedelta(minutes=5)
+    second = await rolling.drift("toy", "1", now=later)
+    assert audit.asked == [(start + dt.timedelta(hours=24), later)]
+    assert second.rows == 500
+
+    # 40 minutes on, the cell of hour 1 has left the window: its 200 rows are no longer counted
+    audit.asked.clear()
+    third = await rolling.drift("toy", "1", now=start + dt.timedelta(hours=26, minutes=10))
+    assert third.since == start + dt.timedelta(hours=2)
+    assert third.rows == 300
+    assert audit.asked == [  # the cell of the previous refresh, and the new one
+        (start + dt.timedelta(hours=24), start + dt.timedelta(hours=25)),
+        (start + dt.timedelta(hours=25), start + dt.timedelta(hours=26)),
+        (start + dt.timedelta(hours=26), start + dt.timedelta(hours=26, minutes=10)),
+    ]
+    full = await monitor.drift("toy", "1", since=third.since, until=third.until)
+    assert (third.rows, third.features) == (full.rows, full.features)
+
+
+async def test_a_rolling_window_forgets_versions_and_starts_again_for_a_new_bundle() -> None:
+    manifest = with_profile(toy_manifest(), ROWS)
+    store = InMemoryPredictionStore()
+    store.models[("toy", "1")] = manifest
+    audit = CountingAudit(store)
+    rolling = ModelMonitor(store, audit).rolling(dt.timedelta(hours=2), cells=4)
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    await store.record(stamped(manifest, ROWS[:50], now - dt.timedelta(minutes=10)))
+    assert (await rolling.drift("toy", "1", now=now)).rows == 50
+    assert len(audit.asked) == 5
+    audit.asked.clear()
+    rolling.keep({("other", "1")})  # toy 1 is no longer served: its cells go
+    assert (await rolling.drift("toy", "1", now=now)).rows == 50
+    assert len(audit.asked) == 5  # counted from scratch
+    audit.asked.clear()
+    store.models[("toy", "1")] = msgspec.structs.replace(
+        manifest, sha256="f" * 64
+    )  # the same version, rebuilt
+    await rolling.drift("toy", "1", now=now)
+    assert len(audit.asked) == 5
+    with pytest.raises(ValueError, match="positive"):
+        ModelMonitor(store, audit).rolling(dt.timedelta(0))
+    store.models[("bare", "1")] = toy_manifest(name="bare")
+    with pytest.raises(ProfileMissing):
+        await rolling.drift("bare", "1", now=now)
 
 
 async def test_windows_default_to_the_day_before_now_and_must_not_be_empty() -> None:
