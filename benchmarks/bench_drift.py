@@ -9,8 +9,9 @@ another binary or regression bundle, e.g. the shipped diabetes one) and writes `
 recorded predictions inside a one-day window plus `--outside` rows of the same version the day before (so
 the index has to bound the window), with COPY. The features are the data set's rows with 1 % noise, the
 outputs what the model answered for the original rows. Then it times `SqlAuditReader.window` (the
-statements `predictor monitor drift` runs) `--repeat` times and prints their plans. With --sqlite-rows N it
-also times the Python path on a SQLite file holding N rows of the window, for comparison.
+statements `predictor monitor drift` runs) `--repeat` times and prints their plans, then the drift
+gauges' rolling window: its first count (every cell of the day) and a refresh five minutes later. With
+--sqlite-rows N it also times the Python path on a SQLite file holding N rows of the window.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from predictor_core import ClassifierOutputs, ModelManifest, RegressorOutputs, Task, validate_columns
+from predictor_core import (
+    ClassifierOutputs,
+    ModelManifest,
+    ModelMonitor,
+    RegressorOutputs,
+    Task,
+    validate_columns,
+)
+from predictor_core.monitoring import ROLLING_CELLS
 from predictor_onnx import BundleDirectory, reference_root
 from predictor_onnx.infer_schema import column_values
 from predictor_onnx.reference.datasets import load_dataset
@@ -186,6 +195,24 @@ async def time_sqlite(manifest: ModelManifest, rows: int) -> float:
         return elapsed
 
 
+async def time_rolling(url: str, manifest: ModelManifest) -> tuple[float, float]:
+    """Seconds of the drift gauges' first count of the day (every cell), and of a refresh 5 minutes on."""
+    store = SqlPredictionStore(url)
+    reader = SqlAuditReader.connect(url)
+    try:
+        rolling = ModelMonitor(store, reader).rolling(DAY)
+        took = []
+        for now in (START + DAY, START + DAY + dt.timedelta(minutes=5)):
+            began = time.perf_counter()
+            report = await rolling.drift(manifest.name, manifest.version, now=now)
+            took.append(time.perf_counter() - began)
+            print(f"  rolling window to {now:%H:%M}: {report.rows:,} rows in {took[-1]:.2f} s")
+    finally:
+        await reader.close()
+        await store.close()
+    return took[0], took[1]
+
+
 def explain(url: str, manifest: ModelManifest) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of the window's two statements, compiled as the reader sends them."""
     from sqlalchemy.dialects import postgresql
@@ -273,6 +300,12 @@ def main() -> None:
             f"PostgreSQL window, {args.rows:,} rows, {len(manifest.schema.features)} features + outputs: "
             f"best {min(seconds):.2f} s, median {statistics.median(seconds):.2f} s; baseline (reading the "
             f"window's rows once, in the same run): {baseline:.2f} s, ratio {min(seconds) / baseline:.1f}"
+        )
+        first, refresh = asyncio.run(time_rolling(url_text, manifest))
+        print(
+            f"drift gauges (a rolling window of {ROLLING_CELLS} cells): first count {first:.2f} s "
+            f"({first / min(seconds):.2f}x the whole window), a refresh 5 minutes on {refresh:.3f} s "
+            f"({refresh / min(seconds):.4f}x the whole window, which every refresh read before)"
         )
         print(explain(url_text, manifest))
         if args.sqlite_rows:

@@ -163,3 +163,51 @@ def test_an_old_bundle_says_why_its_drift_cannot_be_measured(
     written = monitor(url, "report", "breast_cancer", "--out", str(out))
     assert written.exit_code == 0, written.output
     assert "has no training profile" in out.read_text()
+
+
+def test_a_rolling_window_counts_what_one_window_over_the_same_span_counts(url: str) -> None:
+    """The drift gauges' cells of time, counted apart by the store, add up to the window counted whole."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from predictor_sql.store import create_engine
+    from predictor_sql.tables import model_inputs
+
+    batches = [penguins(120, seed)[0] for seed in (11, 12)] + [penguins(120, 13, torgersen=0.9)[0]]
+    answers = [record(url, rows) for rows in batches]
+    now = dt.datetime.now(dt.UTC)
+
+    async def run() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:  # the first two batches recorded earlier in the day
+                for batch, hours in zip(answers[:2], (23.5, 3.0), strict=True):
+                    await conn.execute(
+                        sa.update(model_inputs)
+                        .where(model_inputs.c.prediction_id.in_([a.prediction_id for a in batch]))
+                        .values(created_at=now - dt.timedelta(hours=hours))
+                    )
+        finally:
+            await engine.dispose()
+        wiring = Wiring(Settings.load(database_url=url, record=True, model="penguins"))
+        await wiring.start()
+        try:
+            assert wiring.monitor is not None
+            version = wiring.registry.resolve("penguins").version
+            rolling = wiring.monitor.rolling(dt.timedelta(hours=24))
+            # at start, 7 minutes on, and 2 hours on, when the batch of 23.5 hours ago has left the window
+            for later, rows in (((0, 1), 360), ((0, 420), 360), ((2, 0), 240)):
+                hours, seconds = later
+                report = await rolling.drift(
+                    "penguins", version, now=now + dt.timedelta(hours=hours, seconds=seconds)
+                )
+                whole = await wiring.monitor.drift(
+                    "penguins", version, since=report.since, until=report.until
+                )
+                assert report.rows == whole.rows == rows
+                assert report.features == whole.features
+        finally:
+            await wiring.close()
+
+    asyncio.run(run())

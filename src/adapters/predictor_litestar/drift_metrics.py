@@ -1,6 +1,6 @@
 """Drift on /metrics: gauges per served model version and feature, set from the monitor's reports.
 
-The wiring refreshes them every `drift_refresh` seconds (`Wiring.watch_drift`) over the last
+The wiring refreshes them every `drift_refresh` seconds (`Wiring.drift_watcher`) over the last
 `drift_window` of recorded predictions, for the version each model name serves now. Labels are bounded
 by what the server knows: model names and versions it serves, the features of their schemas and the
 outputs (`output.label`...); a version that stops being served has its series removed, and at most
@@ -11,7 +11,7 @@ outputs (`output.label`...); a version that stops being served has its series re
 - `predictor_drift_rows{model,version}`: predictions in the window;
 - `predictor_drift_refreshed_timestamp_seconds{model,version}`: when the window was last summarised.
 
-With several workers each one refreshes (one window query per served version and worker per period)
+With several workers each one refreshes (recounting the newest cells of each served version's window)
 and the most recent value is shown (`multiprocess_mode="mostrecent"`).
 """
 
