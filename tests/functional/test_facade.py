@@ -159,6 +159,15 @@ def test_labels_are_a_categorical_of_the_models_classes_recorded_or_not(
     pd.testing.assert_frame_equal(unrecorded, recorded.drop(columns="prediction_id"))
 
 
+def test_label_columns_keep_integer_classes_and_any_label_the_manifest_does_not_list() -> None:
+    from predictor.facade import _label_column
+
+    assert _label_column(np.array([1, 0, 1]), (0, 1)).dtype == np.int64
+    odd = np.array(["a", "z"], dtype=object)  # "z" is no class: shown as it is, not as a missing category
+    assert _label_column(odd, ("a", "b")) is odd
+    assert _label_column(odd[:1], ("a", "b")).tolist() == ["a"]
+
+
 def test_a_mixed_frame_reads_each_kind_of_gap_as_missing() -> None:
     """NaN, None and pd.NA in a string column, NaN in a float one: the answers of the same dicts."""
     frame = load_dataset("penguins").frame.iloc[:6].reset_index(drop=True)
