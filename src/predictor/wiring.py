@@ -166,7 +166,7 @@ class Wiring:
         self._rolling = (
             self.monitor.rolling(dt.timedelta(seconds=settings.drift_window)) if self.monitor else None
         )
-        """The drift gauges' window, counted in cells so that a refresh recounts only the newest."""
+        """The drift gauges' window, kept in cells of time so that a refresh counts only what is new."""
         self.service = PredictionService(
             self.registry,
             self._store,
@@ -278,7 +278,7 @@ class Wiring:
 
         `served` is told the (name, version) pairs first, so gauges of versions no longer served go.
         A version without a training profile is skipped; a failing one is logged and skipped. Only the
-        newest cells of each window are counted again (`RollingDrift`).
+        predictions recorded since the previous refresh are counted (`RollingDrift`).
         """
         if self._rolling is None:
             return

@@ -8,8 +8,8 @@ the feedback of the window's predictions gives the live quality (`predictor_core
 The manifest comes from the store (kept when the version first predicted), so a version whose bundle
 was removed can still be monitored; one that never predicted here is read from the registry.
 
-`RollingDrift` keeps the drift of the last window up to date for the `/metrics` gauges, recounting only
-the newest cells of time at each refresh.
+`RollingDrift` keeps the drift of the last window up to date for the `/metrics` gauges, counting only
+what was recorded since its previous refresh.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ DEFAULT_WINDOW = dt.timedelta(days=1)
 ROLLING_CELLS = 24
 """Cells of time a rolling window is counted in: the window reported is longer by less than one."""
 LATE_MARGIN = dt.timedelta(minutes=1)
-"""How far before the previous refresh a rolling window recounts: a prediction is stamped before its
-commit, so one committed just after a refresh read its cell is counted at the next."""
+"""How long before now a rolling window stops counting: a prediction is stamped before its commit
+(milliseconds, or the store's 10 s statement limit at worst), so older ones are all committed."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _SEVERITY: dict[DriftStatus, int] = {"insufficient": 0, "stable": 1, "watch": 2, "drift": 3}
 
@@ -238,14 +238,16 @@ class ModelMonitor:
 
 
 class RollingDrift:
-    """The drift of the last `window` of each version, recounting only the newest cells at a refresh.
+    """The drift of the last `window` of each version; a refresh counts only what was recorded since the last.
 
     Counting a whole day of predictions at every refresh, in every worker, costs about 7 µs of
     PostgreSQL time a row (9.5 s for 1.3 million rows) and took two thirds of the throughput of two
-    workers. Here the window is counted in `cells` cells of time, aligned on the epoch, each on its own:
-    a refresh recounts the cells from the one that held the previous refresh less `LATE_MARGIN` up to
-    now, keeps the older ones and drops those that ended before the window. The report's window starts
-    where its oldest cell does: the window asked for, and less than one cell more.
+    workers. Here the window is kept in `cells` cells of time, aligned on the epoch: the first refresh
+    counts every cell, and each later one only the span since the previous, added to the cells it
+    falls in; cells that end before the window are dropped. The counting stops `LATE_MARGIN` before now,
+    since a prediction is stamped before its commit: the spans never overlap and a late commit is
+    never missed. The report's window runs from the start of its oldest cell (the window asked for and
+    less than one cell more) to that margin before now.
     """
 
     def __init__(
@@ -260,31 +262,31 @@ class RollingDrift:
         self._kept: dict[tuple[str, str], _Cells] = {}
 
     async def drift(self, name: str, version: str, *, now: dt.datetime) -> DriftReport:
-        """The version's drift over the window ending `now` (UTC), its cells recounted as needed.
+        """The version's drift over the window ending `LATE_MARGIN` before `now`, counting only what is new.
 
         Raises:
-            ModelNotFound, ProfileMissing, StoreUnavailable: as `ModelMonitor.drift`.
+            ModelNotFound, ProfileMissing, StoreUnavailable: as `ModelMonitor.drift` (nothing is kept
+            of a refresh that fails: the next one counts the same span again).
         """
         manifest = await self._monitor.manifest(name, version)
         profile = _profile_of(manifest)
         kept = self._kept.get((manifest.name, manifest.version))
         if kept is None or kept.sha256 != manifest.sha256:
             kept = self._kept[(manifest.name, manifest.version)] = _Cells(manifest.sha256)
-        first, last = self._cell(now - self._window), self._cell(now)
-        recount = first if kept.until is None else max(first, self._cell(kept.until - LATE_MARGIN))
-        recount = min(recount, last)  # the newest cell always, even if the clock went back
-        kept.counted = {k: cell for k, cell in kept.counted.items() if first <= k < recount}
-        for k in range(recount, last + 1):
-            kept.counted[k] = await self._audit.window(
-                manifest.name,
-                manifest.version,
-                profile,
-                since=self._start(k),
-                until=min(self._start(k + 1), now),
-            )
-        kept.until = now
-        window = merge_windows(profile, [kept.counted[k] for k in sorted(kept.counted)])
-        return _report(manifest, profile, window, self._start(first), now, self._monitor.thresholds)
+        settled = now - LATE_MARGIN
+        first = self._cell(settled - self._window)
+        begin = self._start(first) if kept.until is None else max(kept.until, self._start(first))
+        counted = {k: cell for k, cell in kept.counted.items() if k >= first}
+        for k in range(self._cell(begin), self._cell(settled) + 1):
+            since, until = max(begin, self._start(k)), min(self._start(k + 1), settled)
+            if since < until:
+                part = await self._audit.window(
+                    manifest.name, manifest.version, profile, since=since, until=until
+                )
+                counted[k] = merge_windows(profile, [counted[k], part]) if k in counted else part
+        kept.counted, kept.until = counted, max(settled, begin)
+        window = merge_windows(profile, [counted[k] for k in sorted(counted)])
+        return _report(manifest, profile, window, self._start(first), kept.until, self._monitor.thresholds)
 
     def keep(self, versions: set[tuple[str, str]]) -> None:
         """Forget the cells of every version but these (name, version) pairs."""
@@ -300,7 +302,7 @@ class RollingDrift:
 
 @dataclass
 class _Cells:
-    """The counted cells of one version's rolling window, and the end of the last refresh."""
+    """The counted cells of one version's rolling window, and where its counting stopped."""
 
     sha256: str
     counted: dict[int, WindowSummary] = field(default_factory=dict)

@@ -196,12 +196,10 @@ def test_a_rolling_window_counts_what_one_window_over_the_same_span_counts(url: 
             assert wiring.monitor is not None
             version = wiring.registry.resolve("penguins").version
             rolling = wiring.monitor.rolling(dt.timedelta(hours=24))
-            # at start, 7 minutes on, and 2 hours on, when the batch of 23.5 hours ago has left the window
-            for later, rows in (((0, 1), 360), ((0, 420), 360), ((2, 0), 240)):
-                hours, seconds = later
-                report = await rolling.drift(
-                    "penguins", version, now=now + dt.timedelta(hours=hours, seconds=seconds)
-                )
+            # past the margin for commits in flight, 7 minutes on, and 2 hours on, when the batch of
+            # 23.5 hours ago has left the window
+            for minutes, rows in ((2, 360), (9, 360), (122, 240)):
+                report = await rolling.drift("penguins", version, now=now + dt.timedelta(minutes=minutes))
                 whole = await wiring.monitor.drift(
                     "penguins", version, since=report.since, until=report.until
                 )

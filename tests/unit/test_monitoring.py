@@ -22,10 +22,12 @@ from predictor_core import (
     MulticlassPrediction,
     ProfileMissing,
     RegressionPrediction,
+    StoreUnavailable,
     Task,
     TrainingProfile,
     WindowSummary,
 )
+from predictor_core.monitoring import LATE_MARGIN
 from predictor_core.quality import LOG_LOSS_EPS, live_quality, quality_over_time
 from tests.fakes import (
     CREATED,
@@ -306,7 +308,7 @@ def stamped(manifest: ModelManifest, rows: list[dict[str, Any]], when: dt.dateti
     return [msgspec.structs.replace(r, created_at=when) for r in records_for(manifest, rows)]
 
 
-async def test_a_rolling_window_recounts_only_its_newest_cells_and_agrees_with_a_full_count() -> None:
+async def test_a_rolling_window_counts_only_what_is_new_and_agrees_with_a_full_count() -> None:
     """Issue #9's finding: the gauges read the whole window at every refresh, in every worker."""
     manifest = with_profile(toy_manifest(), ROWS)
     store = InMemoryPredictionStore()
@@ -315,38 +317,70 @@ async def test_a_rolling_window_recounts_only_its_newest_cells_and_agrees_with_a
     monitor = ModelMonitor(store, audit)
     rolling = monitor.rolling(dt.timedelta(hours=24))  # 24 cells of an hour
     start = dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC)
-    await store.record(stamped(manifest, ROWS[:200], start + dt.timedelta(hours=1, minutes=5)))
-    await store.record(stamped(manifest, ROWS[200:400], start + dt.timedelta(hours=20)))
-    now = start + dt.timedelta(hours=24, minutes=30)
+    hour = dt.timedelta(hours=1)
+    minute = dt.timedelta(minutes=1)
+    await store.record(stamped(manifest, ROWS[:200], start + hour + 5 * minute))
+    await store.record(stamped(manifest, ROWS[200:400], start + 20 * hour))
+    now = start + 24 * hour + 30 * minute
 
     first = await rolling.drift("toy", "1", now=now)
-    assert len(audit.asked) == 25  # every cell once: the one holding now - 24 h, ..., the one holding now
+    assert len(audit.asked) == 25  # every cell: the one holding the window's start, ..., the newest
+    assert audit.asked[-1] == (start + 24 * hour, now - LATE_MARGIN)  # not the last minute: commits in flight
     assert first.since == start  # whole cells: the window and less than one cell more
-    assert (first.until, first.rows) == (now, 400)
+    assert (first.until, first.rows) == (now - LATE_MARGIN, 400)
     full = await monitor.drift("toy", "1", since=first.since, until=first.until)
     assert first.features == full.features
 
-    # five minutes later: only the newest cell is counted again, and a row stamped before the last
-    # refresh but committed after it (within LATE_MARGIN) is counted
+    # five minutes later only those five minutes are counted, a prediction stamped 20 s before the last
+    # refresh but committed after it among them
     audit.asked.clear()
     await store.record(stamped(manifest, ROWS[400:500], now - dt.timedelta(seconds=20)))
-    later = now + dt.timedelta(minutes=5)
+    later = now + 5 * minute
     second = await rolling.drift("toy", "1", now=later)
-    assert audit.asked == [(start + dt.timedelta(hours=24), later)]
+    assert audit.asked == [(now - LATE_MARGIN, later - LATE_MARGIN)]
     assert second.rows == 500
 
-    # 40 minutes on, the cell of hour 1 has left the window: its 200 rows are no longer counted
+    # the cells of hours 0 and 1 have left the window: the 200 predictions of 01:05 are no longer counted
     audit.asked.clear()
-    third = await rolling.drift("toy", "1", now=start + dt.timedelta(hours=26, minutes=10))
-    assert third.since == start + dt.timedelta(hours=2)
+    third = await rolling.drift("toy", "1", now=start + 26 * hour + 10 * minute)
+    assert third.since == start + 2 * hour
     assert third.rows == 300
-    assert audit.asked == [  # the cell of the previous refresh, and the new one
-        (start + dt.timedelta(hours=24), start + dt.timedelta(hours=25)),
-        (start + dt.timedelta(hours=25), start + dt.timedelta(hours=26)),
-        (start + dt.timedelta(hours=26), start + dt.timedelta(hours=26, minutes=10)),
+    assert audit.asked == [  # the span since the last refresh, cut where the cells meet
+        (later - LATE_MARGIN, start + 25 * hour),
+        (start + 25 * hour, start + 26 * hour),
+        (start + 26 * hour, start + 26 * hour + 9 * minute),
     ]
     full = await monitor.drift("toy", "1", since=third.since, until=third.until)
     assert (third.rows, third.features) == (full.rows, full.features)
+
+
+async def test_a_failed_refresh_keeps_nothing_and_the_next_counts_the_same_span() -> None:
+    manifest = with_profile(toy_manifest(), ROWS)
+    store = InMemoryPredictionStore()
+    store.models[("toy", "1")] = manifest
+    audit = CountingAudit(store)
+    rolling = ModelMonitor(store, audit).rolling(dt.timedelta(hours=2), cells=4)
+    now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    await store.record(stamped(manifest, ROWS[:50], now - dt.timedelta(minutes=30)))
+    assert (await rolling.drift("toy", "1", now=now)).rows == 50
+    await store.record(stamped(manifest, ROWS[50:80], now - dt.timedelta(seconds=30)))  # after the margin
+    calls = 0
+    counted = audit.window
+
+    async def fails_second(*args: Any, **kwargs: Any) -> WindowSummary:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StoreUnavailable("the database went away")
+        return await counted(*args, **kwargs)
+
+    audit.window = fails_second  # type: ignore[method-assign]
+    # the span since the last refresh crosses a cell boundary: the first part (holding the 30 new
+    # predictions) is counted, the second fails; kept, the first part would be counted twice next time
+    with pytest.raises(StoreUnavailable):
+        await rolling.drift("toy", "1", now=now + dt.timedelta(minutes=40))
+    audit.window = counted  # type: ignore[method-assign]
+    assert (await rolling.drift("toy", "1", now=now + dt.timedelta(minutes=40))).rows == 80
 
 
 async def test_a_rolling_window_forgets_versions_and_starts_again_for_a_new_bundle() -> None:

@@ -11,7 +11,7 @@ outputs (`output.label`...); a version that stops being served has its series re
 - `predictor_drift_rows{model,version}`: predictions in the window;
 - `predictor_drift_refreshed_timestamp_seconds{model,version}`: when the window was last summarised.
 
-With several workers each one refreshes (recounting the newest cells of each served version's window)
+With several workers each one refreshes (counting what each served version recorded since its last)
 and the most recent value is shown (`multiprocess_mode="mostrecent"`).
 """
 
