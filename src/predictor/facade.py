@@ -450,7 +450,7 @@ def _to_frame(
     columns: dict[str, Any] = {}
     if isinstance(first, BinaryPrediction | MulticlassPrediction):
         labels = [p.label for p in predictions]  # type: ignore[union-attr]
-        columns["label"] = _label_column(np.array(labels, dtype=np.object_), classes)
+        columns["label"] = _label_column(np.asarray(labels), classes)  # ints stay ints
     if isinstance(first, BinaryPrediction):
         columns["probability"] = [p.probability for p in predictions]  # type: ignore[union-attr]
     elif isinstance(first, MulticlassPrediction):
