@@ -45,14 +45,24 @@ def wiring_for(*manifests, **settings) -> tuple[Wiring, InMemoryPredictionStore]
     return wiring, store
 
 
+async def predict_minutes_ago(wiring: Wiring, store: InMemoryPredictionStore, rows: list[dict]) -> None:
+    """Predict and record `rows`, stamped two minutes ago: the gauges leave out the last minute."""
+    import msgspec
+
+    await wiring.service.predict(rows)
+    earlier = dt.timedelta(minutes=2)
+    for key, record in store.records.items():
+        store.records[key] = msgspec.structs.replace(record, created_at=record.created_at - earlier)
+
+
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
     return registry.get_sample_value(name, labels)
 
 
 async def test_the_wiring_refreshes_gauges_for_the_versions_served() -> None:
     profiled = with_profile(toy_manifest(), ROWS)
-    wiring, _ = wiring_for(profiled, toy_manifest(name="old"))  # old: no profile, skipped
-    await wiring.service.predict(ROWS)
+    wiring, store = wiring_for(profiled, toy_manifest(name="old"))  # old: no profile, skipped
+    await predict_minutes_ago(wiring, store, ROWS)
     registry = CollectorRegistry()
     gauges = DriftGauges(registry)
     await wiring.refresh_drift(gauges.update, gauges.keep)
@@ -94,8 +104,8 @@ def _fields(report: DriftReport) -> dict:
 
 
 async def test_the_drift_watcher_runs_while_the_server_does_and_not_when_off() -> None:
-    wiring, _ = wiring_for(with_profile(toy_manifest(), ROWS), drift_refresh=0.01)
-    await wiring.service.predict(ROWS)
+    wiring, store = wiring_for(with_profile(toy_manifest(), ROWS), drift_refresh=0.01)
+    await predict_minutes_ago(wiring, store, ROWS)
     registry = CollectorRegistry()
     gauges = DriftGauges(registry)
     async with wiring.drift_watcher(gauges.update, gauges.keep)(None):
