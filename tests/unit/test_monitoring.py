@@ -308,13 +308,18 @@ def stamped(manifest: ModelManifest, rows: list[dict[str, Any]], when: dt.dateti
     return [msgspec.structs.replace(r, created_at=when) for r in records_for(manifest, rows)]
 
 
-async def test_a_rolling_window_counts_only_what_is_new_and_agrees_with_a_full_count() -> None:
-    """Issue #9's finding: the gauges read the whole window at every refresh, in every worker."""
+def rolling_toy() -> tuple[ModelManifest, InMemoryPredictionStore, CountingAudit, ModelMonitor]:
+    """The profiled toy model registered in an empty store, its monitor reading through a CountingAudit."""
     manifest = with_profile(toy_manifest(), ROWS)
     store = InMemoryPredictionStore()
     store.models[("toy", "1")] = manifest
     audit = CountingAudit(store)
-    monitor = ModelMonitor(store, audit)
+    return manifest, store, audit, ModelMonitor(store, audit)
+
+
+async def test_a_rolling_window_counts_only_what_is_new_and_agrees_with_a_full_count() -> None:
+    """Issue #9's finding: the gauges read the whole window at every refresh, in every worker."""
+    manifest, store, audit, monitor = rolling_toy()
     rolling = monitor.rolling(dt.timedelta(hours=24))  # 24 cells of an hour
     start = dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC)
     hour = dt.timedelta(hours=1)
@@ -355,11 +360,8 @@ async def test_a_rolling_window_counts_only_what_is_new_and_agrees_with_a_full_c
 
 
 async def test_a_failed_refresh_keeps_nothing_and_the_next_counts_the_same_span() -> None:
-    manifest = with_profile(toy_manifest(), ROWS)
-    store = InMemoryPredictionStore()
-    store.models[("toy", "1")] = manifest
-    audit = CountingAudit(store)
-    rolling = ModelMonitor(store, audit).rolling(dt.timedelta(hours=2), cells=4)
+    manifest, store, audit, monitor = rolling_toy()
+    rolling = monitor.rolling(dt.timedelta(hours=2), cells=4)
     now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
     await store.record(stamped(manifest, ROWS[:50], now - dt.timedelta(minutes=30)))
     assert (await rolling.drift("toy", "1", now=now)).rows == 50
@@ -384,11 +386,8 @@ async def test_a_failed_refresh_keeps_nothing_and_the_next_counts_the_same_span(
 
 
 async def test_a_rolling_window_forgets_versions_and_starts_again_for_a_new_bundle() -> None:
-    manifest = with_profile(toy_manifest(), ROWS)
-    store = InMemoryPredictionStore()
-    store.models[("toy", "1")] = manifest
-    audit = CountingAudit(store)
-    rolling = ModelMonitor(store, audit).rolling(dt.timedelta(hours=2), cells=4)
+    manifest, store, audit, monitor = rolling_toy()
+    rolling = monitor.rolling(dt.timedelta(hours=2), cells=4)
     now = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
     await store.record(stamped(manifest, ROWS[:50], now - dt.timedelta(minutes=10)))
     assert (await rolling.drift("toy", "1", now=now)).rows == 50
@@ -404,7 +403,7 @@ async def test_a_rolling_window_forgets_versions_and_starts_again_for_a_new_bund
     await rolling.drift("toy", "1", now=now)
     assert len(audit.asked) == 5
     with pytest.raises(ValueError, match="positive"):
-        ModelMonitor(store, audit).rolling(dt.timedelta(0))
+        monitor.rolling(dt.timedelta(0))
     store.models[("bare", "1")] = toy_manifest(name="bare")
     with pytest.raises(ProfileMissing):
         await rolling.drift("bare", "1", now=now)
