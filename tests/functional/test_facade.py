@@ -76,6 +76,10 @@ def test_regression_frame_and_integer_columns_with_gaps() -> None:
     single = predict(first_record("diabetes"), model="diabetes")
     assert isinstance(single, RegressionPrediction)
     assert single.value == pytest.approx(out["value"].iloc[0])
+    frame.loc[frame.index[2], "age"] = math.nan  # a real gap: the other ages still read as ints
+    with pytest.raises(ValidationFailed) as caught:
+        predict(frame, model="diabetes")
+    assert [(p.loc, p.code) for p in caught.value.problems] == [((frame.index[2], "age"), "missing")]
 
 
 def test_a_bundle_path_and_a_loaded_model_give_the_same_answer() -> None:
