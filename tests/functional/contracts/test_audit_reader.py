@@ -140,6 +140,27 @@ async def test_a_window_counts_exactly_its_rows_at_the_edges_and_per_version(
     assert await reader.versions("nobody") == []
 
 
+async def test_windows_count_the_same_when_their_statements_are_built_again(
+    stores: tuple[PredictionStore, AuditReader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL keeps `_BUILT` pairs of window statements; past it they are built again, same counts."""
+    from predictor_sql import monitoring
+
+    monkeypatch.setattr(monitoring, "_BUILT", 1)
+    store, reader = stores
+    one, _ = versions()
+    await store.register_model(one)
+    rows = live_rows(one)
+    await store.record(at(records_for(one, rows), SINCE))
+    assert one.training is not None
+    assert one.training.profile is not None
+    for _ in range(2):  # each bound shape in turn pushes the other's statements out
+        both = await reader.window(one.name, "1", one.training.profile, since=SINCE, until=UNTIL)
+        since = await reader.window(one.name, "1", one.training.profile, since=SINCE)
+        assert both == since
+        assert both.rows == len(rows)
+
+
 async def test_labelled_predictions_carry_their_latest_feedback_per_version_and_window(
     stores: tuple[PredictionStore, AuditReader],
 ) -> None:
