@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import math
 import os
 import re
 import tempfile
@@ -26,6 +27,8 @@ from predictor_core import ConfigurationError, DriftThresholds
 __all__ = ["Settings"]
 
 _ENV_PREFIX = "PREDICTOR_"
+_LONGEST_DRIFT_WINDOW = 10 * 365 * 86400.0
+"""A generous cap on the drift window, far inside the span a datetime can reach back."""
 _LIST_FIELDS = {"model_dirs"}
 _COMMA_FIELDS = {"cors_origins"}
 """Lists whose items may hold os.pathsep (URLs): comma-separated in the environment."""
@@ -221,10 +224,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         """The drift statuses' PSI thresholds and fewest rows.
 
         Raises:
-            ConfigurationError: they are not 0 < drift_watch <= drift_alert, drift_min_rows >= 1.
+            ConfigurationError: they are not 0 < drift_watch <= drift_alert, drift_min_rows >= 1; or the
+                refresh is negative or infinite, or the window not within (0, ten years].
         """
-        if not self.drift_refresh >= 0 or not self.drift_window > 0:
-            raise ConfigurationError("drift_refresh must not be negative and drift_window must be positive")
+        if not 0 <= self.drift_refresh < math.inf or not 0 < self.drift_window <= _LONGEST_DRIFT_WINDOW:
+            raise ConfigurationError(
+                "drift_refresh must be a finite number of seconds, not negative, and drift_window must be "
+                f"positive and at most {_LONGEST_DRIFT_WINDOW:.0f} seconds (ten years), got "
+                f"{self.drift_refresh} and {self.drift_window}"
+            )
         try:
             return DriftThresholds(
                 watch=self.drift_watch, drift=self.drift_alert, min_rows=self.drift_min_rows

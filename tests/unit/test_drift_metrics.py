@@ -129,6 +129,10 @@ async def test_drift_settings_are_checked() -> None:
         Settings.load({"PREDICTOR_DRIFT_WATCH": "0.5"}).drift_thresholds()
     with pytest.raises(ConfigurationError, match="drift_window must be positive"):
         Settings.load({"PREDICTOR_DRIFT_WINDOW": "0"}).drift_thresholds()
+    with pytest.raises(ConfigurationError, match="at most 315360000 seconds"):  # not an OverflowError
+        Settings.load({"PREDICTOR_DRIFT_WINDOW": "1e15"}).drift_thresholds()
+    with pytest.raises(ConfigurationError, match="got inf"):  # JSON could not hand it to a worker
+        Settings.load({"PREDICTOR_DRIFT_REFRESH": "inf"}).drift_thresholds()
     unrecorded = Wiring(Settings.load({}, record=False), source=InMemoryModelSource([toy_manifest()]))
     assert unrecorded.monitor is None
     await unrecorded.refresh_drift(lambda _: None, lambda _: None)  # nothing to do
