@@ -472,8 +472,10 @@ def _label_column(labels: np.ndarray, classes: Sequence[Any]) -> Any:
     import numpy as np
     import pandas as pd
 
-    if labels.dtype.kind in "iub" or not classes:
-        return labels.astype(np.int64) if labels.dtype.kind in "iu" else labels
+    if labels.dtype.kind in "iu":
+        return labels.astype(np.int64)
+    if labels.dtype.kind == "b" or not classes:
+        return labels
     codes = np.full(len(labels), -1, dtype=np.int32)
     for code, cls in enumerate(classes):  # one comparison per class: classifiers have few
         codes[labels == cls] = code
