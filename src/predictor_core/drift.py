@@ -340,24 +340,24 @@ class WindowCounter:
 
     def __init__(self, profile: TrainingProfile) -> None:
         self._profile = profile
-        self._rows = 0
-        self._features: dict[str, list[Histogram]] = {name: [] for name in profile.features}
-        self._outputs: dict[str, list[Histogram]] = {name: [] for name in profile.outputs}
+        self._chunks: list[WindowSummary] = []
 
     def add(self, features: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]) -> None:
         """A chunk of recorded rows: their features, and their outputs keyed as the profile's outputs."""
-        self._rows += len(features)
-        for name, profile in self._profile.features.items():
-            self._features[name].append(_count(profile, [row.get(name) for row in features]))
-        for name, profile in self._profile.outputs.items():
-            self._outputs[name].append(_count(profile, [row.get(name) for row in outputs]))
+        self._chunks.append(
+            WindowSummary(
+                rows=len(features),
+                features={
+                    n: _count(p, [row.get(n) for row in features]) for n, p in self._profile.features.items()
+                },
+                outputs={
+                    n: _count(p, [row.get(n) for row in outputs]) for n, p in self._profile.outputs.items()
+                },
+            )
+        )
 
     def summary(self) -> WindowSummary:
-        return WindowSummary(
-            rows=self._rows,
-            features={n: _sum(self._profile.features[n], h) for n, h in self._features.items()},
-            outputs={n: _sum(self._profile.outputs[n], h) for n, h in self._outputs.items()},
-        )
+        return merge_windows(self._profile, self._chunks)
 
 
 def merge_windows(profile: TrainingProfile, parts: Sequence[WindowSummary]) -> WindowSummary:
