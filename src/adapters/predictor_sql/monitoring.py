@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -58,12 +59,18 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _in_window(since: dt.datetime | None, until: dt.datetime | None) -> list[Any]:
+def _bounds(since: dt.datetime | None, until: dt.datetime | None) -> dict[str, dt.datetime]:
+    """The window's given ends, as the parameters `_in_window`'s clauses take."""
+    return {k: v for k, v in (("since", since), ("until", until)) if v is not None}
+
+
+def _in_window(bounds: Mapping[str, dt.datetime]) -> list[Any]:
+    """`created_at` within the given ends, as bound parameters: one statement serves every window."""
     where = []
-    if since is not None:
-        where.append(model_inputs.c.created_at >= since)
-    if until is not None:
-        where.append(model_inputs.c.created_at < until)
+    if "since" in bounds:
+        where.append(model_inputs.c.created_at >= sa.bindparam("since"))
+    if "until" in bounds:
+        where.append(model_inputs.c.created_at < sa.bindparam("until"))
     return where
 
 
@@ -115,15 +122,15 @@ class SqlAuditReader:
                 version_id = await _version_id(conn, name, version)
                 if version_id is None:
                     return WindowCounter(profile).summary()
+                bounds = _bounds(since, until)
                 if conn.dialect.name != "postgresql":
-                    where = [model_inputs.c.model_version_id == version_id, *_in_window(since, until)]
-                    return await _window_in_python(conn, profile, where)
-            bounds = {k: v for k, v in (("since", since), ("until", until)) if v is not None}
+                    where = [model_inputs.c.model_version_id == version_id, *_in_window(bounds)]
+                    return await _window_in_python(conn, profile, where, bounds)
             statements = self._statements(version_id, profile, bounds)
             return await _window_in_sql(self._engine, profile, statements, bounds)
 
     def _statements(
-        self, version_id: int, profile: TrainingProfile, bounds: dict[str, dt.datetime]
+        self, version_id: int, profile: TrainingProfile, bounds: Mapping[str, dt.datetime]
     ) -> tuple[sa.Select[Any], sa.Select[Any]]:
         """A version's two window statements, built once with the bounds as parameters.
 
@@ -135,11 +142,7 @@ class SqlAuditReader:
         if built is None:
             if len(self._built) >= _BUILT:
                 self._built.clear()
-            where = [model_inputs.c.model_version_id == version_id]
-            if "since" in bounds:
-                where.append(model_inputs.c.created_at >= sa.bindparam("since"))
-            if "until" in bounds:
-                where.append(model_inputs.c.created_at < sa.bindparam("until"))
+            where = [model_inputs.c.model_version_id == version_id, *_in_window(bounds)]
             built = self._built[key] = window_queries(profile, where)
         return built
 
@@ -153,6 +156,7 @@ class SqlAuditReader:
         until: dt.datetime | None = None,
     ) -> list[Labelled]:
         """The predictions in [since, until) that have feedback, each with its latest one, oldest first."""
+        bounds = _bounds(since, until)
         latest = (
             sa.select(sa.func.max(prediction_feedback.c.id).label("id"))
             .group_by(prediction_feedback.c.prediction_id)
@@ -186,12 +190,12 @@ class SqlAuditReader:
                 .join(latest, latest.c.id == prediction_feedback.c.id)
             )
             .where(model_versions.c.name == name, model_versions.c.version == version)
-            .where(*_in_window(since, until))
+            .where(*_in_window(bounds))
             .order_by(model_inputs.c.created_at, model_inputs.c.prediction_id)
         )
         with translate_db_errors("read feedback for live quality"):
             async with self._engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
+                rows = (await conn.execute(query, bounds)).all()
         return [
             Labelled(created_at=_utc(row.created_at), prediction=_prediction(row), actual=_actual(row))
             for row in rows
@@ -258,7 +262,7 @@ async def _window_in_sql(
     engine: AsyncEngine,
     profile: TrainingProfile,
     statements: tuple[sa.Select[Any], sa.Select[Any]],
-    bounds: dict[str, dt.datetime],
+    bounds: Mapping[str, dt.datetime],
 ) -> WindowSummary:
     """Features and outputs counted by two statements side by side (two pooled connections)."""
     features, outputs = statements
@@ -280,7 +284,7 @@ async def _window_in_sql(
 
 
 async def _counts(
-    engine: AsyncEngine, query: sa.Select[Any], bounds: dict[str, dt.datetime], width: int
+    engine: AsyncEngine, query: sa.Select[Any], bounds: Mapping[str, dt.datetime], width: int
 ) -> list[dict[Any, int]]:
     """Value -> count for each of the `width` columns a `_grouping` query counts."""
     counted: list[dict[Any, int]] = [{} for _ in range(width)]
@@ -299,7 +303,7 @@ async def _counts(
 
 
 async def _window_in_python(
-    conn: AsyncConnection, profile: TrainingProfile, where: list[Any]
+    conn: AsyncConnection, profile: TrainingProfile, where: list[Any], bounds: Mapping[str, dt.datetime]
 ) -> WindowSummary:
     """The window's rows read in chunks and counted with the core's functions (SQLite)."""
     outputs = [_OUTPUT_COLUMNS[name].label(name) for name in profile.outputs]
@@ -311,7 +315,7 @@ async def _window_in_python(
         .where(*where)
     )
     counter = WindowCounter(profile)
-    result = await conn.stream(query)
+    result = await conn.stream(query, bounds)
     async for chunk in result.partitions(CHUNK_ROWS):
         counter.add(
             [row.features for row in chunk],
