@@ -39,6 +39,8 @@ from predictor_core import (
     ModelManifest,
     MulticlassPrediction,
     Prediction,
+    Problem,
+    ProblemCode,
     RegressorOutputs,
     Task,
     ValidationFailed,
@@ -327,23 +329,37 @@ def _as_frame(data: Any) -> pd.DataFrame | None:
 def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> Mapping[str, Any]:
     """The frame's columns for the core: numpy arrays where no value is missing, else plain lists.
 
-    Columns of one numpy dtype kind are read as one block: pandas' per-column access costs tens of
-    microseconds each, more than the model. A frame of float64 columns with distinct names, none
-    missing a value and none of an integer feature, is passed as that block itself (`ColumnMatrix`):
-    the core checks it whole and the model reads it without a copy. A column with gaps becomes a list
-    with None for NaN. pandas turns an integer column with a gap into float64; that is an artefact,
-    not the user's data, hence integral floats of integer features are given back as ints.
+    A frame of float64 columns with string names, none missing a value and none of an integer feature,
+    is passed as its block itself (`ColumnMatrix`): the core checks it whole and the model reads it
+    without a copy. Other frames are read the cheapest way pandas allows (`_numeric`, `_objects`). A
+    column with gaps becomes a list with None for NaN. pandas turns an integer column with a gap into
+    float64; that is an artefact, not the user's data, hence integral floats of integer features are
+    given back as ints.
+
+    Raises:
+        ValidationFailed: a column name appears twice (`duplicate_feature`).
     """
     import numpy as np
 
     integers = {f.name for f in schema.features if f.kind is FeatureKind.INTEGER}
     names = frame.columns.tolist()
+    if len(set(names)) != len(names):  # pandas allows it; which of the two would be the feature?
+        raise ValidationFailed(
+            [
+                Problem(
+                    loc=(str(name),),
+                    code=ProblemCode.DUPLICATE_FEATURE,
+                    msg=f"column {name!r} appears {names.count(name)} times; a feature is given once",
+                )
+                for name in dict.fromkeys(names)
+                if names.count(name) > 1
+            ]
+        )
     dtypes = frame.dtypes.tolist()
     if (
         len(frame)
         and dtypes.count(np.dtype(np.float64)) == len(dtypes) > 0
         and all(type(name) is str for name in names)
-        and len(set(names)) == len(names)
         and integers.isdisjoint(names)
     ):
         block = frame.to_numpy()

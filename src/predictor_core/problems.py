@@ -37,6 +37,8 @@ class ProblemCode(enum.StrEnum):
     """The batch holds no record."""
     LENGTH_MISMATCH = "length_mismatch"
     """Columns of a column-oriented input have different lengths."""
+    DUPLICATE_FEATURE = "duplicate_feature"
+    """A column-oriented input gives a feature twice (a DataFrame with a repeated column name)."""
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True):

@@ -202,6 +202,18 @@ def test_a_frame_of_several_numeric_kinds_gives_the_answers_of_its_dicts() -> No
     assert out["probability"].tolist() == [p.probability for p in expected]
 
 
+def test_a_repeated_column_is_refused_by_name_not_read_twice_or_once() -> None:
+    frame = load_dataset("breast_cancer").frame.iloc[:3]
+    repeated = pd.concat([frame, frame[["mean_radius"]] + 1.0], axis=1)  # the block path's dtypes
+    with pytest.raises(ValidationFailed) as caught:
+        predict(repeated)
+    assert [(p.loc, p.code) for p in caught.value.problems] == [(("mean_radius",), "duplicate_feature")]
+    assert "appears 2 times" in str(caught.value)
+    penguins = load_dataset("penguins").frame.iloc[:3]
+    with pytest.raises(ValidationFailed, match="duplicate_feature"):  # the column-by-column path
+        predict(pd.concat([penguins, penguins[["island"]]], axis=1), model="penguins")
+
+
 def test_numpy_booleans_and_integers_are_plain_values() -> None:
     record = first_record("diabetes")
     with_numpy = {k: (np.int64(v) if isinstance(v, int) else np.float64(v)) for k, v in record.items()}
