@@ -2,6 +2,7 @@
 
     python benchmarks/bench_http.py [SECONDS] [--warmup 1] [--max-in-flight N] [--before CHECKOUT]
                                     [--inference inline|thread|batch] [--seed-pipeline forest|reference]
+                                    [--batch N]
     nox -s bench -- benchmarks/bench_http.py      (installs fastapi, joblib... and wrk when missing)
 
 In one run, at 1 and 64 connections (wrk, one thread, a 1-record body, loopback; every server pinned to
@@ -30,6 +31,10 @@ The seed serves a 100-tree random forest fitted on the same data (the seeds' own
 
 `--before CHECKOUT` (or `$BENCH_BEFORE`): also measures another checkout of this project (e.g.
 `git worktree add /tmp/before HEAD~1`), with its own migrations, as `before:` rows of the same run.
+
+`--batch N`: our server gets `POST /predict/batch` with N records of the default model's reference
+dataset instead (the ceiling gets the same body; the seed, which takes one record, does not run), so
+req/s × N is records/s. The issue's targets are for one record and are not printed then.
 """
 
 from __future__ import annotations
@@ -229,20 +234,18 @@ def wrk(machine: Machine, url: str, body: Path, lua: Path, connections: int, sec
 
 
 def measure(
-    machine: Machine, base: str, pid: int, body: Path, lua: Path, seconds: int, warmup: int
+    machine: Machine, url: str, pid: int, body: Path, lua: Path, seconds: int, warmup: int
 ) -> dict[int, dict[str, Any]]:
     """Check one answer, warm up, then one wrk run per concurrency with the server's CPU time around it."""
-    check = httpx.post(
-        base + "/predict", content=body.read_bytes(), headers={"content-type": "application/json"}
-    )
+    check = httpx.post(url, content=body.read_bytes(), headers={"content-type": "application/json"})
     if check.status_code != 200:
-        raise RuntimeError(f"POST /predict answered {check.status_code}: {check.text[:300]}")
+        raise RuntimeError(f"POST {url} answered {check.status_code}: {check.text[:300]}")
     if warmup > 0:
-        wrk(machine, base + "/predict", body, lua, 16, warmup)
+        wrk(machine, url, body, lua, 16, warmup)
     points = {}
     for connections in CONCURRENCY:
         cpu, database = tree_cpu_seconds(pid), postgres_cpu_seconds()
-        point = wrk(machine, base + "/predict", body, lua, connections, seconds)
+        point = wrk(machine, url, body, lua, connections, seconds)
         cpu, database = tree_cpu_seconds(pid) - cpu, postgres_cpu_seconds() - database
         point["cpu_ms_per_request"] = 1000 * cpu / point["requests"] if point["requests"] else None
         point["db_cpu_ms_per_request"] = 1000 * database / point["requests"] if point["requests"] else None
@@ -367,6 +370,16 @@ def example_body(machine: Machine, work: Path) -> dict[str, Any]:
     return dict(next(iter(content["examples"].values()))["value"])
 
 
+def batch_records(count: int) -> list[dict[str, Any]]:
+    """`count` records of the default model's reference dataset (breast_cancer), as a client sends them."""
+    from predictor_onnx.infer_schema import column_values
+    from predictor_onnx.reference.datasets import load_dataset
+
+    frame = load_dataset("breast_cancer").frame.sample(count, replace=True, random_state=0)
+    columns = [column_values(frame[name]) for name in frame.columns]
+    return [dict(zip(frame.columns, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
 def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -379,7 +392,7 @@ def ratio(runs: dict[str, Run], key: str, base: str, connections: int) -> float 
     return mine.points[connections]["rps"] / denominator if denominator else None
 
 
-def report(runs: dict[str, Run], machine: Machine, seconds: int) -> None:
+def report(runs: dict[str, Run], machine: Machine, seconds: int, batch: int) -> None:
     pinned = (
         f"server on CPU {machine.server_cpu}, wrk on CPU {machine.wrk_cpu}"
         if machine.server_cpu is not None
@@ -391,9 +404,8 @@ def report(runs: dict[str, Run], machine: Machine, seconds: int) -> None:
         f" {'non-2xx':>7} {'sock err':>8} {'CPU ms/req':>10} {'CPU %':>6} {'PG ms/req':>9}"
     )
     for connections in CONCURRENCY:
-        print(
-            f"\nPOST /predict, c={connections} (wrk -t1, {seconds} s, loopback, {pinned}; req/s: 2xx answers)"
-        )
+        what = f"POST /predict/batch of {batch} records" if batch else "POST /predict"
+        print(f"\n{what}, c={connections} (wrk -t1, {seconds} s, loopback, {pinned}; req/s: 2xx answers)")
         print(head)
         for key, run in runs.items():
             if run.failed is not None:
@@ -457,6 +469,9 @@ def main() -> None:
         "--inference", choices=("inline", "batch", "thread", "thread-batch"), help="PREDICTOR_INFERENCE"
     )
     parser.add_argument(
+        "--batch", type=int, default=0, help="N records a request to /predict/batch (0: one to /predict)"
+    )
+    parser.add_argument(
         "--seed-pipeline",
         choices=("forest", "reference"),
         default="forest",
@@ -476,14 +491,19 @@ def main() -> None:
 
     features = example_body(machine, work)["features"]
     ours_body, seed_body = work / "ours.json", work / "seed.json"
-    ours_body.write_text(json.dumps({"features": features}))
+    ours_body.write_text(
+        json.dumps({"records": batch_records(args.batch)} if args.batch else {"features": features})
+    )
     seed_body.write_text(json.dumps(features))  # the seed takes the flat record
+    ours_path = "/predict/batch" if args.batch else "/predict"
 
-    def bench(key: str, title: str, command: list[str], env: dict[str, str], ready: str, body: Path) -> None:
+    def bench(
+        key: str, title: str, command: list[str], env: dict[str, str], ready: str, body: Path, path: str
+    ) -> None:
         run = runs[key] = Run(title)
         try:
             with server(machine, command, env, ready, work / f"{key.replace(':', '_')}.log") as (base, pid):
-                run.points = measure(machine, base, pid, body, lua, args.seconds, args.warmup)
+                run.points = measure(machine, base + path, pid, body, lua, args.seconds, args.warmup)
         except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
             run.failed = " ".join(str(exc).split())[:300]
         print(
@@ -493,12 +513,16 @@ def main() -> None:
 
     uvicorn = [PYTHON, "-m", "uvicorn", "--app-dir", str(PEERS), "--host", "127.0.0.1", "--loop", "uvloop"]
     uvicorn += ["--http", "httptools", "--no-access-log", "--log-level", "warning", "--no-server-header"]
-    bench(CEILING, TITLES[CEILING], [*uvicorn, "ceiling:app"], dict(os.environ), "/", ours_body)
-    model = work / "seed.joblib"
-    subprocess.run([PYTHON, str(PEERS / "seed.py"), "train", str(model), args.seed_pipeline], check=True)
-    seed_env = {**os.environ, "SEED_MODEL": str(model)}
-    seed = [*uvicorn, "--factory", "seed:create_app"]
-    bench(SEED, f"{TITLES[SEED]} ({args.seed_pipeline})", seed, seed_env, "/docs", seed_body)
+    bench(CEILING, TITLES[CEILING], [*uvicorn, "ceiling:app"], dict(os.environ), "/", ours_body, "/predict")
+    if args.batch:
+        runs[SEED] = Run(TITLES[SEED], failed="it takes one record a request")
+    else:
+        model = work / "seed.joblib"
+        subprocess.run([PYTHON, str(PEERS / "seed.py"), "train", str(model), args.seed_pipeline], check=True)
+        seed_env = {**os.environ, "SEED_MODEL": str(model)}
+        seed = [*uvicorn, "--factory", "seed:create_app"]
+        title = f"{TITLES[SEED]} ({args.seed_pipeline})"
+        bench(SEED, title, seed, seed_env, "/docs", seed_body, "/predict")
 
     serve = [PYTHON, "-c", CLI, "serve"]
     pg_origin = ""
@@ -513,27 +537,30 @@ def main() -> None:
             if args.inference:
                 env["PREDICTOR_INFERENCE"] = args.inference
             unrecorded = env | {"PREDICTOR_RECORD": "false"}
-            bench(prefix + OFF, label + TITLES[OFF], serve, unrecorded, "/health/live", ours_body)
+            bench(prefix + OFF, label + TITLES[OFF], serve, unrecorded, "/health/live", ours_body, ours_path)
             if admin is None:
                 runs[prefix + POSTGRES] = Run(label + TITLES[POSTGRES], failed=f"no PostgreSQL: {origin}")
             else:
                 with bench_database(admin, env) as url:
                     recorded = [*serve, "--database-url", url]
-                    bench(
-                        prefix + POSTGRES, label + TITLES[POSTGRES], recorded, env, "/health/live", ours_body
-                    )
+                    title = label + TITLES[POSTGRES]
+                    bench(prefix + POSTGRES, title, recorded, env, "/health/live", ours_body, ours_path)
             subprocess.run([PYTHON, "-c", CLI, "db", "upgrade"], env=env, check=True)  # the default SQLite
-            bench(prefix + SQLITE, label + TITLES[SQLITE], serve, env, "/health/live", ours_body)
+            bench(prefix + SQLITE, label + TITLES[SQLITE], serve, env, "/health/live", ours_body, ours_path)
 
     for home in work.glob("data-*"):  # the SQLite databases: not results
         shutil.rmtree(home, ignore_errors=True)
-    report(runs, machine, args.seconds)
-    targets(runs)
-    if args.seed_pipeline == "reference":
+    report(runs, machine, args.seconds, args.batch)
+    if args.batch:
+        print(f"\n{args.batch} records a request: records/s = req/s x {args.batch}; #9's targets are for one")
+    else:
+        targets(runs)
+    if args.seed_pipeline == "reference" and not args.batch:
         print("  (the seed serves our logistic regression here, not the 100-tree forest of the seeds that")
         print("   issue #9's 50x was set against: that is the default, --seed-pipeline forest)")
     if args.before:
-        targets(runs, "before:")
+        if not args.batch:
+            targets(runs, "before:")
         print("\nours / before, req/s:")
         for key in (OFF, POSTGRES, SQLITE):
             cells = [f"c={c} {fmt(ratio(runs, key, 'before:' + key, c))}x" for c in CONCURRENCY]
@@ -549,6 +576,7 @@ def main() -> None:
         "postgresql": pg_origin,
         "inference": args.inference,
         "seed_pipeline": args.seed_pipeline,
+        "batch": args.batch,
         "runs": {k: {"title": r.title, "failed": r.failed, "points": r.points} for k, r in runs.items()},
     }
     (work / "results.json").write_text(json.dumps(raw, indent=2))

@@ -268,6 +268,16 @@ class PredictionService:
         while self._shadows:
             await asyncio.gather(*list(self._shadows))
 
+    def manifest(self, model: str | None = None, version: str | None = None) -> ModelManifest:
+        """The manifest of the version a call naming `model` and `version` would use now; loads nothing.
+
+        For an adapter that prepares its input for that version's schema (the HTTP batch decoder).
+
+        Raises:
+            ModelNotFound: no such model or version.
+        """
+        return self._models.resolve(model, version)
+
     def predict_unrecorded(
         self,
         data: Sequence[Any] | Mapping[str, Any],

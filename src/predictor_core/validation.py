@@ -1,9 +1,9 @@
 """Validation: raw records or columns in, typed ordered values out, or every problem at once.
 
 Two paths give the same answer. The fast paths check a whole batch at once, never value by value in
-Python: records of floats go through msgpack bytes into one matrix, other records through msgspec's
-C code, and columns (numpy arrays, a DataFrame's) through numpy, column by column or as one block;
-rules are numpy operations. A fast path only ever *accepts*: whenever it sees anything doubtful it
+Python: records of floats (dicts, or the Structs of `record_type` a decoder read a body into) go
+through msgpack bytes into one matrix, other records through msgspec's C code, and columns (numpy
+arrays, a DataFrame's) through numpy, column by column or as one block; rules are numpy operations. A fast path only ever *accepts*: whenever it sees anything doubtful it
 hands over to the thorough path, which walks every value to list every problem with its location.
 Valid traffic (the common case) never pays for the thorough path.
 
@@ -40,7 +40,9 @@ from predictor_core.schema import Feature, FeatureKind, FeatureSchema
 __all__ = [
     "MAX_PROBLEMS",
     "ColumnMatrix",
+    "DecodedRecord",
     "ValidatedBatch",
+    "record_type",
     "validate_columns",
     "validate_record",
     "validate_records",
@@ -193,6 +195,34 @@ def _plain_values(values: list[Any] | np.ndarray, integer: bool) -> list[Any]:
     return [int(v) if isinstance(v, float) else v for v in plain] if integer else plain
 
 
+class DecodedRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """A record a decoder typed whole: the base of every schema's `record_type`.
+
+    Its fields are the schema's features by name, so `msgspec.structs.asdict` gives the record as sent.
+    """
+
+
+def record_type(schema: FeatureSchema) -> type[DecodedRecord] | None:
+    """A Struct to decode this schema's records into, or None unless every feature is a non-null number.
+
+    A decoder that reads a body straight into these (`list[record_type(schema)]`) makes no dict and no
+    key string per record, and `validate_records` reads their floats as one matrix. Each field takes
+    `int | float`, so an int stays an int (judged, and recorded, as sent); records holding one, or
+    decoded for another schema, are judged as the dicts they were sent as. Whatever the Struct refuses
+    (a null, a string, a missing or unknown key) is for the caller to decode the ordinary way, so its
+    problems are listed as always.
+    """
+    return _plan(schema).record_type
+
+
+@functools.lru_cache(maxsize=256)
+def _record_type(names: tuple[str, ...]) -> type[DecodedRecord]:
+    """One type per list of feature names: the registry's and the runtime's copies of a manifest share it."""
+    fields = [(name, int | float) for name in names]
+    record: type[DecodedRecord] = msgspec.defstruct("Record", fields, bases=(DecodedRecord,), frozen=True)
+    return record
+
+
 def validate_record(
     schema: FeatureSchema,
     record: Any,
@@ -235,6 +265,11 @@ def validate_records(
     if not records:
         raise ValidationFailed([Problem(loc=(), code=ProblemCode.EMPTY, msg="the batch holds no record")])
     plan = _plan(schema)
+    if isinstance(records[0], DecodedRecord):
+        batch = None if allow_unknown else plan.decoded_records(records)
+        if batch is not None:
+            return batch
+        records = [msgspec.structs.asdict(r) if isinstance(r, DecodedRecord) else r for r in records]
     batch = None if allow_unknown else plan.fast_records(records)
     if batch is not None:
         return batch
@@ -455,6 +490,8 @@ class _Plan:
             None if None in plain else plain  # type: ignore[assignment]
         )
         self.layouts: dict[tuple[str, ...], _RecordLayout] = {}
+        self.record_type = _record_type(self.names) if self.floats_only else None
+        self.record_layout = _RecordLayout(self.names, self.names) if self.record_type else None
 
     def fast_records(self, records: Sequence[Any]) -> ValidatedBatch | None:
         """The batch when every record has exactly the schema's keys and valid values, else None."""
@@ -474,6 +511,27 @@ class _Plan:
                 return self.matrix_batch(rows, numbers)
         typed = self.typed(rows)
         return None if typed is None else self.fast_batch(typed)
+
+    def decoded_records(self, records: Sequence[Any]) -> ValidatedBatch | None:
+        """The batch of records typed by this schema's `record_type`, all floats, when bounds and rules hold.
+
+        msgpack encodes such a Struct as it encodes a dict of its fields in schema order, so the bytes
+        are read, and checked whole (an int's type byte or length is out of place), as `float_dicts`
+        reads them: no record is looked at in Python.
+        """
+        if self.record_layout is None or set(map(type, records)) != {self.record_type}:
+            return None
+        try:
+            data = _ENCODER.encode(records)
+        except OverflowError:  # an int past 64 bits
+            return None
+        stacked = self.record_layout.read(data, len(records))
+        if stacked is None:
+            return None
+        numbers = stacked.T
+        return self.matrix_batch(
+            _LazyRows(functools.partial(_matrix_rows, numbers), len(records)), numbers, stacked
+        )
 
     def float_dicts(self, records: Sequence[Any]) -> np.ndarray | None:
         """The values as a float64 [F, N] matrix (schema order), or None.

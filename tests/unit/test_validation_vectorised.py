@@ -4,15 +4,17 @@ Each property feeds the same data to a fast path and to the thorough walk: both 
 rows and matrices, or both refuse with the same problems (codes, locations, messages, order).
 """
 
+import json
 import math
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from predictor_core import Feature, FeatureSchema, Rule, ValidationFailed, validate_columns, validate_records
-from predictor_core.validation import ColumnMatrix, _plan
+from predictor_core.validation import ColumnMatrix, _plan, record_type
 from tests.fakes import toy_schema
 
 FLOATS = FeatureSchema(
@@ -381,3 +383,76 @@ def test_a_column_matrix_needs_distinct_names_one_per_column():
         ColumnMatrix(["a", "a"], np.zeros((2, 2)))
     with pytest.raises(ValueError, match="distinct name"):
         ColumnMatrix(["a"], np.zeros((2, 2)))
+
+
+def decoded(schema, records):
+    """The records as a decoder reads them into the schema's record type (None where it refuses them:
+    a value not an int or a float, a key missing or unknown, NaN or an infinity, which JSON cannot carry)."""
+    try:
+        return msgspec.json.decode(json.dumps(records), type=list[record_type(schema)])
+    except msgspec.DecodeError:
+        return None
+
+
+def _json_number(value):
+    if type(value) is int:
+        return abs(value) < 2**63
+    return type(value) is float and math.isfinite(value)
+
+
+@st.composite
+def json_number_dicts(draw):
+    """Records a decoder types whole: RULED's values that JSON carries as numbers, in one key order."""
+    order = draw(st.permutations(RULED.names))
+    values = {name: st.one_of(RULED_VALUES[name].filter(_json_number), st.just(2**70)) for name in order}
+    return [{name: draw(values[name]) for name in order} for _ in range(draw(st.integers(1, 40)))]
+
+
+@given(json_number_dicts())
+def test_decoded_records_agree_with_the_thorough_path_on_the_dicts_sent(records):
+    structs = decoded(RULED, records)
+    assert structs is not None
+    same(
+        outcome(lambda: validate_records(RULED, structs)),
+        outcome(lambda: _plan(RULED).thorough(records, allow_unknown=False)),
+    )
+
+
+def test_decoded_floats_are_read_as_one_matrix_exactly_and_kept_as_sent():
+    values = [0.1, -0.0, 5e-324, 99.99999999999999, 3.4028234663852886e38, 1 / 3]
+    records = [{"d": 9.0, "c": values[i % 6], "b": 100.0 - i, "a": 0.0} for i in range(40)]
+    structs = decoded(RULED, records)
+    plan = _plan(RULED)
+    assert plan.decoded_records(structs) is not None  # the matrix, not the dicts
+    batch = validate_records(RULED, structs)
+    assert [v.hex() for row in batch.numbers.tolist() for v in row] == [
+        v.hex() for r in records for v in (r["a"], r["b"], r["c"], r["d"])
+    ]
+    assert batch.records() == [{name: r[name] for name in RULED.names} for r in records]
+    assert validate_records(RULED, structs[:3]).records() == batch.records()[:3]  # a few records too
+
+
+def test_an_int_among_decoded_records_is_judged_and_kept_as_the_int_sent():
+    records = [{"a": 1.0, "b": 2.0, "c": 10.0, "d": 1.0} for _ in range(30)]
+    records[7] = {**records[7], "c": 12}
+    structs = decoded(RULED, records)
+    assert _plan(RULED).decoded_records(structs) is None  # not all floats: read as dicts
+    assert validate_records(RULED, structs).records()[7]["c"] == 12
+    assert type(validate_records(RULED, structs).records()[7]["c"]) is int
+
+
+def test_only_a_schema_of_non_null_numbers_has_a_record_type_shared_by_its_copies():
+    assert record_type(TOY) is None  # an integer, a boolean, a category
+    assert record_type(RULED_NULLABLE) is None
+    copy = msgspec.json.decode(msgspec.json.encode(RULED), type=FeatureSchema)
+    assert copy is not RULED
+    assert record_type(copy) is record_type(RULED)
+
+
+def test_records_decoded_for_another_schema_are_judged_as_the_dicts_they_were():
+    other = FeatureSchema(features=(Feature(name="a", kind="number"), Feature(name="z", kind="number")))
+    sent = [{"a": 1.0, "z": 2.0}] * 20
+    same(
+        outcome(lambda: validate_records(RULED, decoded(other, sent))),
+        outcome(lambda: validate_records(RULED, sent)),
+    )

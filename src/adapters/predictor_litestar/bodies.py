@@ -45,7 +45,9 @@ __all__ = [
     "RecordedPrediction",
     "check_encoding",
     "checked_request_id",
+    "decode",
     "header",
+    "json_body",
     "media_type",
     "plain_json_length",
     "prediction_body",
@@ -238,14 +240,23 @@ async def read_json(request: Request[Any, Any, Any], decoder: msgspec.json.Decod
         HTTPException: 415 unless the body is uncompressed `application/json`; 413 over the size limit
             (Litestar); 400 for malformed JSON, a repeated key, a wrong body shape or nesting too deep.
     """
+    body = await json_body(request)
+    with timed("decode"):
+        return decode(body, decoder)
+
+
+async def json_body(request: Request[Any, Any, Any]) -> bytes:
+    """The body's bytes, once it is known to be uncompressed `application/json` within the size limit.
+
+    Raises:
+        HTTPException: 415 for another media type or a content coding; 413 over the limit (Litestar).
+    """
     check_encoding(request)
     kind = media_type(request)
     if kind != "application/json":
         shown = f"{kind!r}" if kind else "no Content-Type"
         raise HTTPException(status_code=415, detail=f"expected Content-Type application/json, got {shown}")
-    body = await request.body()
-    with timed("decode"):
-        return decode(body, decoder)
+    return await request.body()
 
 
 def decode(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:

@@ -17,14 +17,18 @@ from predictor_litestar.bodies import (
     FeaturesBody,
     PredictionBody,
     checked_request_id,
+    decode,
     header,
+    json_body,
     prediction_body,
     read_json,
 )
+from predictor_litestar.dense import dense_records
 from predictor_litestar.dependencies import Options, Service
 from predictor_litestar.direct import DirectPredict
 from predictor_litestar.openapi import DENIALS, errors
 from predictor_litestar.problems import BODY
+from predictor_litestar.tracing import timed
 
 __all__ = ["HANDLERS", "answer_one", "model_reference", "predict_batch", "predict_one"]
 
@@ -98,15 +102,19 @@ async def predict_one(request: Request[Any, Any, Any], service: Service) -> Pred
 async def predict_batch(
     request: Request[Any, Any, Any], service: Service, options: Options
 ) -> BatchPredictions:
-    body = await read_json(request, _BATCH)
-    if len(body.records) > options.max_batch:
+    body = await json_body(request)
+    name, version = model_reference(request)
+    with timed("decode"):
+        records: list[Any] | None = dense_records(body, service, name, version)
+        if records is None:
+            records = decode(body, _BATCH).records
+    if len(records) > options.max_batch:
         raise HTTPException(
             status_code=413,
-            detail=f"{len(body.records)} records in the batch; at most {options.max_batch} are accepted",
+            detail=f"{len(records)} records in the batch; at most {options.max_batch} are accepted",
         )
-    name, version = model_reference(request)
     predictions = await service.predict(
-        body.records,
+        records,
         model=name,
         version=version,
         request_id=_request_id(request),
