@@ -3,9 +3,10 @@
 Two paths give the same answer. The fast paths check a whole batch at once, never value by value in
 Python: records of floats (dicts, or the Structs of `record_type` a decoder read a body into) go
 through msgpack bytes into one matrix, other records through msgspec's C code, and columns (numpy
-arrays, a DataFrame's) through numpy, column by column or as one block; rules are numpy operations. A fast path only ever *accepts*: whenever it sees anything doubtful it
-hands over to the thorough path, which walks every value to list every problem with its location.
-Valid traffic (the common case) never pays for the thorough path.
+arrays, a DataFrame's) through numpy, column by column or as one block; rules are numpy operations.
+A fast path only ever *accepts*: whenever it sees anything doubtful it hands over to the thorough path,
+which walks every value to list every problem with its location. Valid traffic (the common case) never
+pays for the thorough path.
 
 The list is capped (`MAX_PROBLEMS` by default): past the cap, problems are only counted, without a
 message, and unknown keys by arithmetic rather than one by one, so a hostile input with 100,000 unknown
@@ -26,7 +27,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 import numpy as np
@@ -219,8 +220,7 @@ def record_type(schema: FeatureSchema) -> type[DecodedRecord] | None:
 def _record_type(names: tuple[str, ...]) -> type[DecodedRecord]:
     """One type per list of feature names: the registry's and the runtime's copies of a manifest share it."""
     fields = [(name, int | float) for name in names]
-    record: type[DecodedRecord] = msgspec.defstruct("Record", fields, bases=(DecodedRecord,), frozen=True)
-    return record
+    return cast(type[DecodedRecord], msgspec.defstruct("Record", fields, bases=(DecodedRecord,), frozen=True))
 
 
 def validate_record(
@@ -266,7 +266,11 @@ def validate_records(
         raise ValidationFailed([Problem(loc=(), code=ProblemCode.EMPTY, msg="the batch holds no record")])
     plan = _plan(schema)
     if isinstance(records[0], DecodedRecord):
-        batch = None if allow_unknown else plan.decoded_records(records)
+        batch = (
+            plan.decoded_records(records)
+            if len(records) >= _MATRIX_FROM_BYTES and not allow_unknown
+            else None
+        )
         if batch is not None:
             return batch
         records = [msgspec.structs.asdict(r) if isinstance(r, DecodedRecord) else r for r in records]
