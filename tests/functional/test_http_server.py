@@ -76,6 +76,28 @@ def test_batch_is_all_or_nothing(http: httpx.Client, pg_url: str) -> None:
     assert count_outputs(pg_url) == before + 3
 
 
+def test_a_batch_of_numbers_is_recorded_exactly_as_sent(http: httpx.Client, pg_url: str) -> None:
+    """40 records take the batch decode path (`predictor_litestar.dense`); one holds an int."""
+    good = example(http)
+    records = [{name: value * (1 + i / 1e6) for name, value in good.items()} for i in range(40)]
+    records[7] = {**records[7], "mean_area": int(records[7]["mean_area"])}  # an int stays an int
+    records[9] = dict(reversed(records[9].items()))  # key order is the client's own
+    before = count_outputs(pg_url)
+    r = http.post("/predict/batch", json={"records": records})
+    assert r.status_code == 200, r.text
+    assert count_outputs(pg_url) == before + 40
+    for i in (0, 7, 9, 39):
+        recorded = http.get(f"/predictions/{r.json()['predictions'][i]['prediction_id']}").json()
+        assert recorded["features"] == records[i]
+        assert [type(v) for v in recorded["features"].values()] == [
+            type(records[i][k]) for k in recorded["features"]
+        ]
+    refused = http.post("/predict/batch", json={"records": [*records, {**good, "mean_area": -1.0}]})
+    assert refused.status_code == 422
+    assert [e["loc"][:3] for e in refused.json()["errors"]] == [["records", 40, "mean_area"]]
+    assert count_outputs(pg_url) == before + 40
+
+
 def test_feedback(http: httpx.Client) -> None:
     classes = http.get("/models/breast_cancer").json()["classes"]
     sent = http.post("/predict", json={"features": example(http)}).json()
