@@ -85,17 +85,19 @@ def test_a_batch_of_numbers_is_recorded_exactly_as_sent(http: httpx.Client, pg_u
     before = count_outputs(pg_url)
     r = http.post("/predict/batch", json={"records": records})
     assert r.status_code == 200, r.text
-    assert count_outputs(pg_url) == before + 40
     for i in (0, 7, 9, 39):
+        alone = http.post("/predict", json={"features": records[i]}).json()  # the model read the same row
+        assert r.json()["predictions"][i]["probability"] == pytest.approx(alone["probability"], rel=1e-6)
         recorded = http.get(f"/predictions/{r.json()['predictions'][i]['prediction_id']}").json()
         assert recorded["features"] == records[i]
         assert [type(v) for v in recorded["features"].values()] == [
             type(records[i][k]) for k in recorded["features"]
         ]
+    assert count_outputs(pg_url) == before + 40 + 4  # the batch, and the four records sent alone
     refused = http.post("/predict/batch", json={"records": [*records, {**good, "mean_area": -1.0}]})
     assert refused.status_code == 422
     assert [e["loc"][:3] for e in refused.json()["errors"]] == [["records", 40, "mean_area"]]
-    assert count_outputs(pg_url) == before + 40
+    assert count_outputs(pg_url) == before + 40 + 4
 
 
 def test_feedback(http: httpx.Client) -> None:
