@@ -3,7 +3,7 @@
 A batch of 1,000 records of 30 numbers is a ~750 kB body. Decoded the ordinary way (`BatchBody`: a dict,
 30 key strings and 30 floats per record) it cost more than validating, predicting and answering it, and
 the validator then encoded the dicts again to read their floats. When every feature of the version the
-request names is a required number, the body is first decoded into that schema's record Struct
+request names is a number that is never null, the body is first decoded into that schema's record Struct
 (`predictor_core.validation.record_type`): msgspec matches each key to a field in C and makes no dict
 and no key string, and the core reads the Structs' floats as one matrix.
 
