@@ -523,13 +523,9 @@ class _Plan:
         are read, and checked whole (an int's type byte or length is out of place), as `float_dicts`
         reads them: no record is looked at in Python.
         """
-        if self.record_layout is None or set(map(type, records)) != {self.record_type}:
+        if self.record_layout is None or self.record_type is None:
             return None
-        try:
-            data = _ENCODER.encode(records)
-        except OverflowError:  # an int past 64 bits
-            return None
-        stacked = self.record_layout.read(data, len(records))
+        stacked = self.record_layout.floats_of(records, self.record_type)
         if stacked is None:
             return None
         numbers = stacked.T
@@ -562,13 +558,7 @@ class _Plan:
             if set(keys) != self.known:
                 return None
             layout = self.layouts[keys] = _RecordLayout(keys, self.names)
-        if set(map(type, records)) != {dict}:  # a subclass may read its values otherwise
-            return None
-        try:
-            data = _ENCODER.encode(records)
-        except (OverflowError, TypeError, ValueError):
-            return None
-        return layout.read(data, len(records))
+        return layout.floats_of(records, dict)
 
     def keyed(self, records: Sequence[Any]) -> list[tuple[Any, ...]] | None:
         """Rows in schema order when every record has exactly the schema's keys, else None."""
@@ -1138,6 +1128,20 @@ class _RecordLayout:
             others[offset : offset + 8] = False
         self.others = others
         """Every byte but the values'."""
+
+    def floats_of(self, records: Sequence[Any], kind: type) -> np.ndarray | None:
+        """The [F, N] values of `records`, every one exactly a `kind`, read from their msgpack encoding.
+
+        None when a record is of another type (a subclass may read its values otherwise), cannot be
+        encoded (an int past 64 bits), or any byte is out of place.
+        """
+        if set(map(type, records)) != {kind}:
+            return None
+        try:
+            data = _ENCODER.encode(records)
+        except (OverflowError, TypeError, ValueError):
+            return None
+        return self.read(data, len(records))
 
     def read(self, data: bytes, count: int) -> np.ndarray | None:
         """The [F, N] values of `count` records encoded as `data`, or None if any byte is out of place."""
