@@ -1,12 +1,17 @@
-"""The transport bounds' pieces: the connection cap from the open-file limit, problem answers, settings."""
+"""The transport's pieces: the connection cap from the open-file limit, problem answers, settings, and
+writes joined per event-loop turn (`CoalescingTransport`), alone and under uvicorn's protocol."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 import resource
+from typing import Any
 
 import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
 
 from predictor.cli.serve import transport_limits
 from predictor.cli.transport import (
@@ -14,6 +19,7 @@ from predictor.cli.transport import (
     FD_RESERVE,
     REFUSED,
     BoundedHttpToolsProtocol,
+    CoalescingTransport,
     TransportLimits,
     connection_cap,
     http_protocol,
@@ -82,3 +88,121 @@ def test_transport_settings_have_defaults_come_from_the_environment_and_are_chec
     ):
         with pytest.raises(ConfigurationError):
             Settings.load(bad)
+
+
+class _Recording(asyncio.Transport):
+    """A transport that keeps what it is asked to do, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[Any] = []
+        self.closing = False
+
+    def write(self, data: Any) -> None:
+        self.calls.append(bytes(data))
+
+    def write_eof(self) -> None:
+        self.calls.append("eof")
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.calls.append("close")
+        self.closing = True
+
+    def abort(self) -> None:
+        self.calls.append("abort")
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 5
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause_reading")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume_reading")
+
+
+async def _turn() -> None:
+    await asyncio.sleep(0)
+
+
+async def test_writes_of_one_turn_leave_as_one_at_its_end_and_later_ones_apart() -> None:
+    inner = _Recording()
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())
+    transport.write(b"head ")
+    transport.write(b"body")
+    assert inner.calls == []  # nothing sent within the turn
+    assert transport.get_write_buffer_size() == 5 + 9  # the transport's buffer and what waits here
+    await _turn()
+    assert inner.calls == [b"head body"]
+    transport.write(b"next")
+    await _turn()
+    transport.write(b"chunk")
+    await _turn()
+    assert inner.calls == [b"head body", b"next", b"chunk"]  # a stream still leaves turn by turn
+
+
+async def test_closing_sends_what_waits_first_and_aborting_drops_it() -> None:
+    loop = asyncio.get_running_loop()
+    inner = _Recording()
+    transport = CoalescingTransport(inner, loop)
+    transport.write(b"answer")
+    transport.close()
+    await _turn()  # the scheduled flush finds nothing more to send
+    assert inner.calls == [b"answer", "close"]
+
+    inner = _Recording()
+    transport = CoalescingTransport(inner, loop)
+    transport.write(b"problem")
+    transport.write_eof()
+    assert inner.calls == [b"problem", "eof"]
+
+    inner = _Recording()
+    transport = CoalescingTransport(inner, loop)
+    transport.write(b"half an answer")
+    transport.abort()
+    await _turn()
+    assert inner.calls == ["abort"]
+
+    inner = _Recording()
+    transport = CoalescingTransport(inner, loop)
+    transport.write(b"too late")
+    inner.closing = True  # the peer went away within the turn
+    await _turn()
+    assert inner.calls == []
+    transport.pause_reading()  # anything else is the transport's own
+    assert transport.is_closing()
+    assert inner.calls == ["pause_reading"]
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def test_uvicorn_sends_an_answer_head_and_body_in_one_write() -> None:
+    config = Config(app=_app, lifespan="off", access_log=False, server_header=False, date_header=False)
+    config.load()
+    protocol = BoundedHttpToolsProtocol(
+        config, ServerState(), {}, asyncio.get_running_loop(), limits=TransportLimits()
+    )
+    inner = _Recording()
+    protocol.connection_made(inner)
+    request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
+    protocol.data_received(request + request)  # two pipelined requests
+    for _ in range(20):
+        await _turn()
+    protocol.connection_lost(None)
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    # uvicorn writes each head and body apart: one write each left
+    assert [c for c in inner.calls if isinstance(c, bytes)] == [answer, answer]
