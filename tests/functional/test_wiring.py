@@ -1,5 +1,7 @@
-"""The wiring: a bundle path as the default model is known by its manifest's name."""
+"""The wiring: a bundle path as the default model is known by its manifest's name; a serving wiring's
+garbage-collector settings."""
 
+import gc
 import shutil
 from pathlib import Path
 from typing import ClassVar
@@ -8,7 +10,7 @@ import msgspec
 import pytest
 
 from predictor.settings import Settings
-from predictor.wiring import Wiring, build_model_source, default_model_name
+from predictor.wiring import GC_YOUNG_THRESHOLD, Wiring, build_model_source, default_model_name
 from predictor_core import BundleError, InvalidFeedback, ModelManifest, ModelNotFound
 from predictor_onnx import BundleDirectory, OnnxRuntime, reference_root
 
@@ -82,3 +84,16 @@ async def test_feedback_for_a_recorded_prediction_works_after_its_bundle_is_remo
             await restarted.service.record_feedback(prediction.prediction_id, "Emperor")
     finally:
         await restarted.close()
+
+
+async def test_a_serving_wiring_freezes_start_up_and_collects_young_objects_rarely() -> None:
+    before = gc.get_threshold()
+    wiring = Wiring(Settings(record=False))
+    try:
+        async with wiring.lifespan(None):
+            assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
+            assert gc.get_freeze_count() > 0  # start-up's objects are out of the collector's sight
+            assert (await wiring.service.predict([EXAMPLE]))[0].model.name == "breast_cancer"
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
