@@ -17,6 +17,7 @@ from predictor.cli.serve import transport_limits
 from predictor.cli.transport import (
     BAD_REQUEST,
     FD_RESERVE,
+    FLUSH_AT,
     REFUSED,
     BoundedHttpToolsProtocol,
     CoalescingTransport,
@@ -149,6 +150,18 @@ async def test_writes_of_one_turn_leave_as_one_at_its_end_and_later_ones_apart()
     transport.write(b"chunk")
     await _turn()
     assert inner.calls == [b"head body", b"next", b"chunk"]  # a stream still leaves turn by turn
+
+
+async def test_a_large_answer_leaves_at_once_so_that_flow_control_sees_it() -> None:
+    inner = _Recording()
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())
+    transport.write(b"head")
+    transport.write(b"x" * (FLUSH_AT - 4))
+    assert inner.calls == [b"head" + b"x" * (FLUSH_AT - 4)]  # within the turn
+    transport.write(b"tail")
+    assert transport.get_write_buffer_size() == 5 + 4
+    await _turn()
+    assert inner.calls[1:] == [b"tail"]
 
 
 async def test_closing_sends_what_waits_first_and_aborting_drops_it() -> None:

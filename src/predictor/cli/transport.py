@@ -51,6 +51,8 @@ LINGER_S = 2.0
 """After an error answer the connection reads and drops what the client still sends, this long at most,
 so that a client still writing its request reads the answer instead of a reset (nginx's lingering close)."""
 LOG_EVERY_S = 1.0
+FLUSH_AT = 64 * 1024
+"""Bytes a connection's writes may wait within one event-loop turn before they leave together."""
 _log = logging.getLogger("uvicorn.error")
 _encoder = msgspec.json.Encoder()
 
@@ -149,25 +151,31 @@ class CoalescingTransport:
     uvicorn writes an answer's head and its body separately, and uvloop sends each at once: two
     system calls and two TCP segments for every answer. Here the first write of a turn schedules a
     flush at the end of the turn (`call_soon`), and what was written meanwhile goes out joined. A
-    streamed answer still leaves chunk by chunk, one turn each. Closing or half-closing flushes first;
-    aborting drops what waits, as the transport's own abort drops its buffer.
+    streamed answer still leaves chunk by chunk, one turn each, and `FLUSH_AT` bytes leave at once, so
+    that a large answer meets the transport's flow control (uvicorn waits while writing is paused)
+    within the turn that writes it. Closing or half-closing flushes first; aborting drops what waits,
+    as the transport's own abort drops its buffer.
     """
 
-    __slots__ = ("_loop", "_pending", "transport")
+    __slots__ = ("_loop", "_pending", "_size", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
+        self._size += len(data)
+        if self._size >= FLUSH_AT:
+            self.flush()
 
     def flush(self) -> None:
         """Send what waits now (nothing when it was sent or the connection is closing)."""
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._size = self._pending, [], 0
         if pending and not self.transport.is_closing():
             self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
@@ -180,11 +188,11 @@ class CoalescingTransport:
         self.transport.close()
 
     def abort(self) -> None:
-        self._pending = []
+        self._pending, self._size = [], 0
         self.transport.abort()
 
     def get_write_buffer_size(self) -> int:
-        return self.transport.get_write_buffer_size() + sum(map(len, self._pending))
+        return self.transport.get_write_buffer_size() + self._size
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.transport, name)
