@@ -47,6 +47,12 @@ def samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def _duration_bucket(status: str, le: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The key of `POST /predict`'s request-duration bucket `le` for `status` in `samples`."""
+    labels = (("le", le), ("method", "POST"), ("route", "/predict"), ("status", status))
+    return "predictor_http_request_duration_seconds_bucket", labels
+
+
 def by_status(scraped: dict, route: str, method: str = "POST") -> dict[str, float]:
     return {
         dict(labels)["status"]: value
@@ -316,11 +322,17 @@ def test_shedding_at_four_times_the_bound_answers_503_at_once_and_bounds_the_acc
     accepted = sorted(done - sent for sent, done, status, _, _ in answers if status == 200)
     assert {status for _, _, status, _, _ in answers} == {200, 503}
     assert {retry for _, _, status, _, retry in answers if status == 503} == {"1"}
-    # generous bounds (2 shared cores, the clients on them too): the behaviour, not a benchmark
+    # Generous bounds (2 shared cores, the clients on them too): the behaviour, not a benchmark. By the
+    # server's own clock every shed is answered within 0.25 s and 99 % of the accepted within 1 s (no
+    # queue). The clients' clock adds their own delays (16 of them in this process, under coverage):
+    # its tails reached 1.0-1.5 s on a slow machine while the server's answers were on time.
+    assert scraped[_duration_bucket("503", "0.25")] == len(shed)
+    within = scraped[_duration_bucket("200", "1.0")]
+    assert within >= 0.99 * len(accepted), f"{len(accepted) - within:.0f} accepted answers took over 1 s"
     assert shed[len(shed) // 2] < 0.25
-    assert shed[-1] < 1.0
+    assert shed[-1] < 2.5
     p99 = accepted[int(len(accepted) * 0.99)]
-    assert p99 < 1.0, f"p99 of accepted {p99:.3f} s"  # bounded: not the second-long tails of a queue
+    assert p99 < 2.5, f"p99 of accepted {p99:.3f} s"  # not the multi-second tails of a queue
     assert max(probe_seconds) < 0.5  # probes bypass the bound
     assert scraped[("predictor_http_shed_total", ())] == len(shed)
     assert by_status(scraped, "/predict") == {"200": len(accepted), "503": len(shed)}
