@@ -11,7 +11,11 @@ on the same validated batch.
 
 Targets (issue #9, for breast_cancer): 1 dict within 3x of the bare run, 1,000 dicts within 5x, a 1,000-row
 DataFrame within 2x, and validating the 1,000 x 30 DataFrame cheaper than the model (ratio below 1).
-Timings are noisy on a shared machine: compare ratios.
+
+The ways compared are timed interleaved: in each round, a few calls of each in turn (the order rotating),
+and a ratio is the median over rounds of the two ways' times in that round. A shared machine's speed
+drifts by 2x within a minute; timed one after the other, the bare run's median alone moved from 190 to
+356 µs between runs and took the ratios with it. Times shown are the medians over rounds.
 """
 
 from __future__ import annotations
@@ -31,16 +35,33 @@ from predictor_onnx.reference.datasets import load_dataset
 from predictor_onnx.reference.recipes import fit_pipeline
 from predictor_onnx.runtime import build_feeds, session_options
 
+Ways = dict[str, Callable[[], object]]
 
-def median_seconds(func: Callable[[], object], repeat: int) -> float:
-    for _ in range(max(3, repeat // 20)):
-        func()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - started)
+
+def interleaved(ways: Ways, *, rounds: int, calls: int = 5) -> dict[str, list[float]]:
+    """Seconds per call of each way, one figure per round; the ways take turns within every round."""
+    names = list(ways)
+    for func in ways.values():  # warm-up
+        for _ in range(calls):
+            func()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            func = ways[name]
+            started = time.perf_counter()
+            for _ in range(calls):
+                func()
+            times[name].append((time.perf_counter() - started) / calls)
+    return times
+
+
+def median(times: list[float]) -> float:
     return statistics.median(times)
+
+
+def ratio(times: dict[str, list[float]], way: str, base: str) -> float:
+    """The median over rounds of `way`'s time over `base`'s time in the same round."""
+    return statistics.median(a / b for a, b in zip(times[way], times[base], strict=True))
 
 
 def bench(name: str, repeat: int) -> None:
@@ -66,31 +87,45 @@ def bench(name: str, repeat: int) -> None:
         feeds = build_feeds(manifest.schema, manifest.onnx.inputs, {k: v[:n] for k, v in columns.items()}, n)
         rows, sub = (records[0] if n == 1 else records[:n]), data.iloc[:n]
         skframe = frame.iloc[:n]
-        reps = repeat if n == 1 else max(20, repeat // 20)
-        bare = median_seconds(lambda feeds=feeds: session.run(None, feeds), reps)
-        via_dicts = median_seconds(lambda rows=rows: model.predict(rows), reps)
-        via_frame = median_seconds(lambda sub=sub: model.predict(sub), reps)
-        sklearn = median_seconds(lambda skframe=skframe: sk(skframe), max(5, reps // 10))
+        times = interleaved(
+            {
+                "bare": lambda feeds=feeds: session.run(None, feeds),
+                "dict": lambda rows=rows: model.predict(rows),
+                "df": lambda sub=sub: model.predict(sub),
+                "sklearn": lambda skframe=skframe: sk(skframe),
+            },
+            rounds=max(20, repeat // 50),
+            calls=50 if n == 1 else 5,  # a round of each way long enough to be timed warm
+        )
+        shown = {name: median(seconds) * 1e6 for name, seconds in times.items()}
         print(
-            f"{n:>5d} rec {bare * 1e6:8.1f}µs {via_dicts * 1e6:12.1f}µs {via_frame * 1e6:10.1f}µs"
-            f" {sklearn * 1e6:8.0f}µs"
-            f"   dict {via_dicts / bare:5.2f}x  df {via_frame / bare:5.2f}x  sklearn {sklearn / bare:6.1f}x"
+            f"{n:>5d} rec {shown['bare']:8.1f}µs {shown['dict']:12.1f}µs {shown['df']:10.1f}µs"
+            f" {shown['sklearn']:8.0f}µs"
+            f"   dict {ratio(times, 'dict', 'bare'):5.2f}x  df {ratio(times, 'df', 'bare'):5.2f}x"
+            f"  sklearn {ratio(times, 'sklearn', 'bare'):6.1f}x"
         )
     runtime = _wiring(model._settings, record=False).registry.runtime(name, manifest.version)
     given = _columns(frame, manifest.schema)
     checked: ValidatedBatch = validate_columns(manifest.schema, given)
-    reps = max(20, repeat // 20)
-    validating = median_seconds(lambda: validate_columns(manifest.schema, given), reps)
-    inferring = median_seconds(lambda: runtime.infer(checked), reps)
+    times = interleaved(
+        {
+            "validation": lambda: validate_columns(manifest.schema, given),
+            "model": lambda: runtime.infer(checked),
+        },
+        rounds=max(20, repeat // 50),
+    )
     print(
-        f"1,000-row DataFrame: validation alone {validating * 1e6:.1f}µs, model alone {inferring * 1e6:.1f}µs"
-        f"   validation / model {validating / inferring:.2f}x (target < 1)"
+        f"1,000-row DataFrame: validation alone {median(times['validation']) * 1e6:.1f}µs, model alone"
+        f" {median(times['model']) * 1e6:.1f}µs"
+        f"   validation / model {ratio(times, 'validation', 'model'):.2f}x (target < 1)"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=2000, help="timed calls for one record (batches: /20)")
+    parser.add_argument(
+        "--repeat", type=int, default=2000, help="sets the rounds of interleaved calls: repeat / 50"
+    )
     parser.add_argument("--models", nargs="+", default=["breast_cancer", "penguins", "diabetes"])
     args = parser.parse_args()
     for name in args.models:
