@@ -94,8 +94,9 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios against a baseline measured in the same run (never in tests).
 
     `nox -s bench` runs every benchmarks/bench_*.py; `nox -s bench -- benchmarks/bench_http.py 10` runs one
-    with its arguments. The HTTP benchmark's peers need FastAPI and joblib (uvicorn, uvloop, httptools,
-    scikit-learn and psycopg come with `.[dev]`), wrk, and PostgreSQL: a server or its binaries.
+    with its arguments (`nox -s bench -- benchmarks/ab_http.py A B` compares two checkouts). The HTTP
+    benchmarks' peers need FastAPI and joblib (uvicorn, uvloop, httptools, scikit-learn and psycopg come
+    with `.[dev]`), wrk, and PostgreSQL: a server or its binaries.
     """
     session.install("-e", ".[dev]", "fastapi", "joblib")
     if session.posargs and not all(arg.endswith(".py") for arg in session.posargs):
@@ -105,7 +106,7 @@ def bench(session: nox.Session) -> None:
             os.path.join("benchmarks", name) for name in os.listdir("benchmarks") if name.startswith("bench_")
         )
         runs = [[script] for script in scripts]
-    if any(os.path.basename(run[0]) == "bench_http.py" for run in runs):
+    if any(os.path.basename(run[0]) in ("bench_http.py", "ab_http.py") for run in runs):
         _http_bench_tools(session)
     for run in runs:
         session.run("python", *run)
