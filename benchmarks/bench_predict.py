@@ -55,10 +55,6 @@ def interleaved(ways: Ways, *, rounds: int, calls: int = 5) -> dict[str, list[fl
     return times
 
 
-def median(times: list[float]) -> float:
-    return statistics.median(times)
-
-
 def ratio(times: dict[str, list[float]], way: str, base: str) -> float:
     """The median over rounds of `way`'s time over `base`'s time in the same round."""
     return statistics.median(a / b for a, b in zip(times[way], times[base], strict=True))
@@ -97,7 +93,7 @@ def bench(name: str, repeat: int) -> None:
             rounds=max(20, repeat // 50),
             calls=50 if n == 1 else 5,  # a round of each way long enough to be timed warm
         )
-        shown = {name: median(seconds) * 1e6 for name, seconds in times.items()}
+        shown = {name: statistics.median(seconds) * 1e6 for name, seconds in times.items()}
         print(
             f"{n:>5d} rec {shown['bare']:8.1f}µs {shown['dict']:12.1f}µs {shown['df']:10.1f}µs"
             f" {shown['sklearn']:8.0f}µs"
@@ -114,9 +110,10 @@ def bench(name: str, repeat: int) -> None:
         },
         rounds=max(20, repeat // 50),
     )
+    shown = {name: statistics.median(seconds) * 1e6 for name, seconds in times.items()}
     print(
-        f"1,000-row DataFrame: validation alone {median(times['validation']) * 1e6:.1f}µs, model alone"
-        f" {median(times['model']) * 1e6:.1f}µs"
+        f"1,000-row DataFrame: validation alone {shown['validation']:.1f}µs,"
+        f" model alone {shown['model']:.1f}µs"
         f"   validation / model {ratio(times, 'validation', 'model'):.2f}x (target < 1)"
     )
 
