@@ -335,3 +335,40 @@ def test_a_frame_of_floats_is_validated_and_predicted_as_one_block() -> None:
     assert [(p.loc, p.code) for p in block.value.problems] == [
         (p.loc, p.code) for p in caught.value.problems if p.loc[0] != "p9"
     ]
+
+
+def test_a_label_that_is_not_the_most_probable_class_is_shown_as_the_model_gave_it() -> None:
+    """The frame's label codes come from the probabilities only where they agree with every label."""
+    from predictor.facade import _label_column
+
+    classes = ("benign", "malignant")
+    labels = np.array(["benign", "malignant", "malignant"], dtype=object)
+    agreeing = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5 + 1e-6]], dtype=np.float32)
+    disagreeing = agreeing.copy()
+    disagreeing[2] = [0.6, 0.4]  # an SVC's vote can differ from its probabilities
+    for probabilities in (agreeing, disagreeing, None):
+        column = _label_column(labels, classes, probabilities)
+        assert isinstance(column, pd.Categorical)
+        assert column.tolist() == labels.tolist()
+        assert column.categories.tolist() == list(classes)
+    three = ("Adelie", "Chinstrap", "Gentoo")
+    labels = np.array(["Gentoo", "Adelie", "Chinstrap"], dtype=object)
+    probabilities = np.array([[0.1, 0.2, 0.7], [0.8, 0.1, 0.1], [0.5, 0.4, 0.1]], dtype=np.float32)
+    assert _label_column(labels, three, probabilities).tolist() == labels.tolist()
+    unknown = np.array(["Gentoo", "Emperor"], dtype=object)
+    assert _label_column(unknown, three, probabilities[:2]) is unknown  # not a class: shown as it is
+
+
+def test_answers_do_not_share_column_labels_and_renamed_columns_are_read_anew() -> None:
+    model = load_model("breast_cancer")
+    frame = load_dataset("breast_cancer").frame.iloc[:5].copy()
+    first = model.predict(frame)
+    first.columns.name = "answer"  # an Index's name is set in place
+    assert model.predict(frame).columns.name is None
+    frame.columns = ["radius", *frame.columns[1:]]  # the same frame, a new Index
+    with pytest.raises(ValidationFailed) as caught:
+        model.predict(frame)
+    assert {(p.loc, p.code) for p in caught.value.problems} == {
+        (("radius",), "unknown_feature"),
+        (("mean_radius",), "missing"),
+    }
