@@ -355,7 +355,7 @@ def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> Mapping[str, Any]:
                 if names.count(name) > 1
             ]
         )
-    dtypes = frame._mgr.get_dtypes().tolist()  # `frame.dtypes` wraps these in a Series: ~35 µs
+    dtypes = _dtypes(frame)
     if (
         len(frame)
         and dtypes.count(np.dtype(np.float64)) == len(dtypes) > 0
@@ -373,9 +373,9 @@ def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> Mapping[str, Any]:
     for kind, positions in groups.items():
         if kind == "O":
             for position in positions:
-                columns[str(names[position])] = _objects(frame[names[position]])
+                columns[str(names[position])] = _objects(_column(frame, position))
             continue
-        for position, array in zip(positions, _numeric(frame, names, positions), strict=True):
+        for position, array in zip(positions, _numeric(frame, positions), strict=True):
             name = names[position]
             column: Any = array
             if kind == "f":
@@ -405,29 +405,37 @@ def _labels(columns: pd.Index) -> list[Any]:
     return labels
 
 
-_FEW_COLUMNS = 12
-"""Up to this many columns of a kind are read one by one (~10 µs each); more, as one block (~130 µs)."""
+# pandas' public ways to a column (`frame[name]`, `frame.iloc[:, i]`, `frame.items()`) and to the
+# dtypes build a Series each time: 20-40 µs a column under pandas 3, whose column Index holds pyarrow
+# strings, which made a 10-column frame of one row cost 400 µs before validation began. `_dtypes` and
+# `_column` read what the frame holds instead (~1 µs): `DataFrame._mgr` and `_get_column_array` are
+# private, but in every pandas this project supports (>= 2.1), and every DataFrame test goes through them.
 
 
-def _numeric(frame: pd.DataFrame, names: list[Any], positions: list[int]) -> Iterable[Any]:
-    """The numeric columns at `positions`, as numpy arrays, each read the cheapest way pandas allows.
-
-    The whole frame is one block already (a view); a few columns are cheaper one by one than selecting
-    them, which builds a new frame and index (~300 µs by name, ~130 µs by position).
-    """
-    if len(positions) <= _FEW_COLUMNS and len(positions) < frame.shape[1]:
-        return [frame[names[position]].to_numpy() for position in positions]
-    whole = len(positions) == frame.shape[1]
-    block: np.ndarray = frame.to_numpy() if whole else frame.iloc[:, positions].to_numpy()
-    return block.T
+def _dtypes(frame: pd.DataFrame) -> list[Any]:
+    """The dtype of each column, in order."""
+    return frame._mgr.get_dtypes().tolist()  # type: ignore[no-any-return]
 
 
-def _objects(series: pd.Series) -> list[Any]:
+def _column(frame: pd.DataFrame, position: int) -> Any:
+    """The column at `position` as the frame stores it: a numpy array or a pandas ExtensionArray."""
+    return frame._get_column_array(position)
+
+
+def _numeric(frame: pd.DataFrame, positions: list[int]) -> Iterable[Any]:
+    """The numeric columns at `positions` as numpy arrays; views of the block when they are all."""
+    if len(positions) == frame.shape[1]:
+        block: np.ndarray = frame.to_numpy()
+        return block.T
+    return [_column(frame, position) for position in positions]
+
+
+def _objects(stored: Any) -> list[Any]:
     """A column of strings or mixed values as a list, None where pandas sees a missing value."""
     import numpy as np
     import pandas as pd
 
-    values = series.to_numpy(dtype=object)
+    values = np.asarray(stored, dtype=object)
     column: list[Any] = values.tolist()
     for position in np.flatnonzero(pd.isna(values)).tolist():
         column[position] = None

@@ -372,3 +372,30 @@ def test_answers_do_not_share_column_labels_and_renamed_columns_are_read_anew() 
         (("radius",), "unknown_feature"),
         (("mean_radius",), "missing"),
     }
+
+
+def test_columns_of_pandas_own_dtypes_give_the_answers_of_their_dicts() -> None:
+    """Categorical, nullable string and nullable integer columns are read as the frame stores them."""
+    frame = load_dataset("penguins").frame.iloc[:8].reset_index(drop=True)
+    records = [
+        {k: (None if v is None or v != v else v) for k, v in row.items()} for row in frame.to_dict("records")
+    ]
+    typed = frame.astype({"island": "category", "sex": "string"})
+    typed.loc[4, "sex"] = pd.NA
+    records[4]["sex"] = None
+    expected = predict(records, model="penguins")
+    out = predict(typed, model="penguins")
+    assert out["label"].tolist() == [p.label for p in expected]
+    assert out["probability_Adelie"].tolist() == [p.probabilities["Adelie"] for p in expected]
+
+    diabetes = load_dataset("diabetes").frame.iloc[:4].reset_index(drop=True)
+    nullable = diabetes.astype({"age": "Int64", "sex": "Int64"})
+    assert out_values(nullable) == out_values(diabetes)
+    nullable.loc[2, "age"] = pd.NA
+    with pytest.raises(ValidationFailed) as caught:
+        predict(nullable, model="diabetes")
+    assert [(p.loc, p.code) for p in caught.value.problems] == [((2, "age"), "missing")]
+
+
+def out_values(frame: pd.DataFrame) -> list[float]:
+    return predict(frame, model="diabetes")["value"].tolist()
