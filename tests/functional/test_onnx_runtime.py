@@ -141,6 +141,35 @@ def test_onnxruntime_failures_surface_as_domain_errors(penguins: OnnxRuntime) ->
     assert isinstance(caught.value, PredictorError)
 
 
+def test_a_provider_failing_mid_run_is_an_error_not_a_quiet_move_to_the_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """onnxruntime's own wrapper, on an execution-provider failure, prints, switches the session to
+    the CPU for good and retries; the execution report would go on naming the device it left."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import EPFail
+
+    runtime = BundleDirectory([SHIPPED]).load("penguins", "1.0.0")
+    batch = validate_records(runtime.manifest.schema, [penguin()])
+    session = runtime._session
+
+    class FailingProvider:
+        """The C session, but its runs fail as a provider's would."""
+
+        def __init__(self, real: object) -> None:
+            self.real = real
+
+        def run(self, *args: object) -> object:
+            raise EPFail("the device went away")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.real, name)
+
+    monkeypatch.setattr(session, "_sess", FailingProvider(session._sess))
+    with pytest.raises(RuntimeUnavailable, match="the device went away"):
+        runtime.infer(batch)
+    assert isinstance(session._sess, FailingProvider)  # no new session was made behind our back
+
+
 def test_nullable_numbers_without_an_imputer_are_refused(tmp_path: Path) -> None:
     manifest, model = read_bundle(SHIPPED / "breast_cancer" / "1.0.0")
     first = msgspec.structs.replace(manifest.schema.features[0], nullable=True)

@@ -155,6 +155,9 @@ class OnnxRuntime:
                 self._session = ort.InferenceSession(model, options, providers=providers)
             except Exception as exc:  # onnxruntime's errors derive from Exception only
                 raise BundleError(f"onnxruntime {ort.__version__} cannot load {where}: {exc}") from exc
+            # onnxruntime's own wrapper answers a provider failing mid-run by printing, moving the
+            # session to the CPU for good and retrying: the report would go on naming the device it left.
+            self._session.disable_fallback()
             active = self._session.get_providers()
             check_active(device, active)
             _check_signature(manifest, self._session, where)
