@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -53,15 +52,7 @@ def main() -> None:
         servers = {}
         for key, checkout in (("A", args.a), ("B", args.b)):
             env = bh.checkout_env(None if checkout == "." else checkout, work / f"data-{key}", 0)
-            command = [bh.PYTHON, "-c", bh.CLI, "serve"]
-            if args.mode == bh.OFF:
-                env["PREDICTOR_RECORD"] = "false"
-            elif args.mode == bh.POSTGRES:
-                if admin is None:
-                    sys.exit("ab_http: no PostgreSQL")
-                command += ["--database-url", stack.enter_context(bh.bench_database(admin, env))]
-            else:
-                subprocess.run([bh.PYTHON, "-c", bh.CLI, "db", "upgrade"], env=env, check=True)
+            command, env = stack.enter_context(bh.predictor_serve(args.mode, env, admin))
             servers[key] = stack.enter_context(
                 bh.server(machine, command, env, "/health/live", work / f"{key}.log")
             )

@@ -359,6 +359,28 @@ def bench_database(admin: str, env: dict[str, str]) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def predictor_serve(
+    mode: str, env: dict[str, str], admin: str | None
+) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """The `predictor serve` command and environment for a recording mode, its database made ready.
+
+    OFF: recording off. POSTGRES: a fresh database on `admin`, migrated, dropped afterwards. SQLITE: the
+    default database of `env`'s data directory, migrated.
+    """
+    serve = [PYTHON, "-c", CLI, "serve"]
+    if mode == OFF:
+        yield serve, env | {"PREDICTOR_RECORD": "false"}
+    elif mode == POSTGRES:
+        if admin is None:
+            raise RuntimeError("no PostgreSQL to record to")
+        with bench_database(admin, env) as url:
+            yield [*serve, "--database-url", url], env
+    else:
+        subprocess.run([PYTHON, "-c", CLI, "db", "upgrade"], env=env, check=True)
+        yield serve, env
+
+
 def example_body(machine: Machine, work: Path) -> dict[str, Any]:
     """The first example of POST /predict in our server's OpenAPI (the default model's)."""
     env = checkout_env(None, work / "data-example", 0) | {"PREDICTOR_RECORD": "false"}
@@ -529,7 +551,6 @@ def main() -> None:
         title = f"{TITLES[SEED]} ({args.seed_pipeline})"
         bench(SEED, title, seed, seed_env, "/docs", seed_body, "/predict")
 
-    serve = [PYTHON, "-c", CLI, "serve"]
     pg_origin = ""
     with postgres() as (admin, origin):
         pg_origin = origin
@@ -541,17 +562,20 @@ def main() -> None:
             env = checkout_env(checkout, home, args.max_in_flight)
             if args.inference:
                 env["PREDICTOR_INFERENCE"] = args.inference
-            unrecorded = env | {"PREDICTOR_RECORD": "false"}
-            bench(prefix + OFF, label + TITLES[OFF], serve, unrecorded, "/health/live", ours_body, ours_path)
-            if admin is None:
-                runs[prefix + POSTGRES] = Run(label + TITLES[POSTGRES], failed=f"no PostgreSQL: {origin}")
-            else:
-                with bench_database(admin, env) as url:
-                    recorded = [*serve, "--database-url", url]
-                    title = label + TITLES[POSTGRES]
-                    bench(prefix + POSTGRES, title, recorded, env, "/health/live", ours_body, ours_path)
-            subprocess.run([PYTHON, "-c", CLI, "db", "upgrade"], env=env, check=True)  # the default SQLite
-            bench(prefix + SQLITE, label + TITLES[SQLITE], serve, env, "/health/live", ours_body, ours_path)
+            for mode in (OFF, POSTGRES, SQLITE):
+                if mode == POSTGRES and admin is None:
+                    runs[prefix + mode] = Run(label + TITLES[mode], failed=f"no PostgreSQL: {origin}")
+                    continue
+                with predictor_serve(mode, env, admin) as (command, mode_env):
+                    bench(
+                        prefix + mode,
+                        label + TITLES[mode],
+                        command,
+                        mode_env,
+                        "/health/live",
+                        ours_body,
+                        ours_path,
+                    )
 
     for home in work.glob("data-*"):  # the SQLite databases: not results
         shutil.rmtree(home, ignore_errors=True)

@@ -480,7 +480,7 @@ def _frame_unrecorded(wiring: Wiring, manifest: ModelManifest, columns: Any, ind
 
 
 def _frame(columns: dict[str, Any], index: Any) -> pd.DataFrame:
-    """A DataFrame of these fresh arrays, without pandas inferring its column labels anew each time.
+    """A DataFrame of these fresh arrays (not lists), without pandas inferring its column labels each time.
 
     `pd.DataFrame(dict)` spends ~75 µs building the Index of two column names (pandas 3 infers a
     string dtype through pyarrow), more than the rest of a 1,000-row answer's frame. The Index is
@@ -506,8 +506,8 @@ def _column_labels(names: tuple[str, ...]) -> pd.Index:
 def _to_frame(
     predictions: Sequence[Prediction], index: Any, classes: Sequence[Any], *, record: bool
 ) -> pd.DataFrame:
+    """Recorded predictions as the same frame `_frame_unrecorded` gives, plus their `prediction_id`."""
     import numpy as np
-    import pandas as pd
 
     first = predictions[0]
     columns: dict[str, Any] = {}
@@ -515,15 +515,20 @@ def _to_frame(
         labels = [p.label for p in predictions]  # type: ignore[union-attr]
         columns["label"] = _label_column(np.asarray(labels), classes)  # ints stay ints
     if isinstance(first, BinaryPrediction):
-        columns["probability"] = [p.probability for p in predictions]  # type: ignore[union-attr]
+        columns["probability"] = np.array([p.probability for p in predictions], dtype=np.float64)  # type: ignore[union-attr]
     elif isinstance(first, MulticlassPrediction):
         for cls in first.probabilities:
-            columns[f"probability_{cls}"] = [p.probabilities[cls] for p in predictions]  # type: ignore[union-attr]
+            columns[f"probability_{cls}"] = np.array(
+                [p.probabilities[cls] for p in predictions],  # type: ignore[union-attr]
+                dtype=np.float64,
+            )
     else:
-        columns["value"] = [p.value for p in predictions]  # type: ignore[union-attr]
+        columns["value"] = np.array([p.value for p in predictions], dtype=np.float64)  # type: ignore[union-attr]
     if record:
-        columns["prediction_id"] = [p.prediction_id for p in predictions]
-    return pd.DataFrame(columns, index=index)
+        ids = np.empty(len(predictions), dtype=object)
+        ids[:] = [p.prediction_id for p in predictions]
+        columns["prediction_id"] = ids
+    return _frame(columns, index)
 
 
 def _label_column(labels: np.ndarray, classes: Sequence[Any], probabilities: np.ndarray | None = None) -> Any:
@@ -542,7 +547,8 @@ def _label_column(labels: np.ndarray, classes: Sequence[Any], probabilities: np.
         return labels.astype(np.int64)
     if labels.dtype.kind == "b" or not classes:
         return labels
-    known = _class_array(tuple(classes))
+    classes = tuple(classes)
+    known = _class_array(classes)
     if probabilities is not None and probabilities.shape == (len(labels), len(known)):
         codes = (
             (probabilities[:, 1] > probabilities[:, 0]).view(np.int8)  # argmax, a third of the time
@@ -550,13 +556,13 @@ def _label_column(labels: np.ndarray, classes: Sequence[Any], probabilities: np.
             else probabilities.argmax(axis=1)
         )
         if (labels == known[codes]).all():  # codes in range by construction: pandas need not look
-            return pd.Categorical.from_codes(codes, dtype=_categories(tuple(classes)), validate=False)
+            return pd.Categorical.from_codes(codes, dtype=_categories(classes), validate=False)
     codes = np.full(len(labels), -1, dtype=np.int32)
     for code, cls in enumerate(classes):  # one comparison per class: classifiers have few
         codes[labels == cls] = code
     if (codes < 0).any():  # a label the manifest does not list: shown as it is
         return labels
-    return pd.Categorical.from_codes(codes, dtype=_categories(tuple(classes)))
+    return pd.Categorical.from_codes(codes, dtype=_categories(classes))
 
 
 @functools.cache
