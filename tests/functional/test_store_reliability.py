@@ -18,8 +18,9 @@ from asyncpg.exceptions._base import InternalClientError
 from sqlalchemy import exc as sa_exc
 
 from predictor_core import ConfigurationError, PredictionService, StoreRejected, StoreUnavailable, Task
-from predictor_sql import SqlPredictionStore, is_unavailable
+from predictor_sql import SqlPredictionStore, create_engine, is_unavailable
 from predictor_sql.errors import translate_db_errors
+from predictor_sql.held import HeldConnection
 from predictor_sql.tables import model_inputs, model_outputs
 from tests.fakes import fake_service, toy_manifest
 from tests.functional.conftest import ThrowawayCluster, create_database, temporary_database
@@ -216,6 +217,58 @@ async def test_a_writer_connection_left_mid_operation_is_an_outage_not_a_crash(
         monkeypatch.undo()
         [prediction] = await service.predict([ROW])
         assert (await store.get(prediction.prediction_id)).prediction == prediction
+
+
+async def test_the_writer_keeps_one_connection_between_groups_and_replaces_it_after_a_failure(
+    empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups are written on one connection checked out once (a checkout costs more CPU than a small
+    group); a write that fails throws it away, and the next write takes a fresh one and is recorded."""
+    async with started(empty_url) as store:
+        checkouts: list[object] = []
+        sa.event.listen(
+            store._writer.sync_engine, "checkout", lambda dbapi, record, proxy: checkouts.append(dbapi)
+        )
+        recording = service(store)
+        for _ in range(3):
+            await recording.predict([ROW])
+        assert len(checkouts) == 1
+
+        async def refused(*args: object, **kwargs: object) -> None:
+            raise sa_exc.DBAPIError("INSERT", {}, ConnectionResetError("reset"), connection_invalidated=True)
+
+        monkeypatch.setattr("predictor_sql.held.insert_rows", refused)
+        with pytest.raises(StoreUnavailable):
+            await recording.predict([ROW])
+        monkeypatch.undo()
+        [prediction] = await recording.predict([ROW])
+        assert len(checkouts) == 2
+        assert checkouts[1] is not checkouts[0]
+        assert (await store.get(prediction.prediction_id)).prediction == prediction
+        assert len((await audit(store))[0]) == 4
+
+
+async def test_a_held_connection_refuses_a_second_write_while_one_is_under_way(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writes at once on one connection would interleave their transactions: a bug, said at once."""
+    gate = asyncio.Event()
+
+    async def waits(*args: object) -> None:
+        await gate.wait()
+
+    monkeypatch.setattr("predictor_sql.held.insert_rows", waits)
+    engine = create_engine(sqlite_url)
+    held = HeldConnection(engine)
+    first = asyncio.create_task(held.write([]))
+    await asyncio.sleep(0.05)
+    with pytest.raises(RuntimeError, match="under way"):
+        await held.write([])
+    gate.set()
+    await first
+    await held.write([])  # free again
+    await held.close()
+    await engine.dispose()
 
 
 @pytest.mark.postgres

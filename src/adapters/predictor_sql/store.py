@@ -41,10 +41,11 @@ from predictor_core import (
     StoreHealth,
     Task,
 )
-from predictor_sql.bulk import ANSWER_COLUMNS, INPUT_COLUMNS, SHADOW_COLUMNS, TableRows, insert_rows
+from predictor_sql.bulk import ANSWER_COLUMNS, INPUT_COLUMNS, SHADOW_COLUMNS
 from predictor_sql.durability import durability_problems, write_problem
 from predictor_sql.errors import translate_db_errors
 from predictor_sql.group_commit import GroupCommit
+from predictor_sql.held import HeldConnection
 from predictor_sql.migrate import current_revision, head_revision
 from predictor_sql.tables import (
     model_inputs,
@@ -200,9 +201,9 @@ class SqlPredictionStore:
             command_timeout=command_timeout,
             pre_ping=False,
         )
-        """The connections recordings are written on, one per commit under way. No pre-ping: a connection
-        the database dropped is found by the write itself, which fails its group as StoreUnavailable and
-        throws that connection away (`_write`)."""
+        """The connections recordings are written on, one per commit under way, each kept by its writer
+        between groups. No pre-ping: a connection the database dropped is found by the write itself, which
+        fails its group as StoreUnavailable and throws that connection away (`HeldConnection`)."""
         self._model_ids: dict[tuple[str, str], tuple[int, str]] = {}
         self._health_timeout = health_timeout
         self._health_ttl = health_ttl
@@ -210,6 +211,8 @@ class SqlPredictionStore:
         self._health_lock = asyncio.Lock()
         self._records = GroupCommit(self._record)
         self._shadow_records = GroupCommit(self._record_shadow)
+        self._records_writer = HeldConnection(self._writer)  # one GroupCommit, one group at a time
+        self._shadow_writer = HeldConnection(self._writer)
 
     async def start(self) -> None:
         """Connect and check the schema is at this release's revision.
@@ -233,6 +236,8 @@ class SqlPredictionStore:
         """Commit everything queued, then close the connections."""
         await self._records.close()
         await self._shadow_records.close()
+        await self._records_writer.close()
+        await self._shadow_writer.close()
         await self._writer.dispose()
         await self.engine.dispose()
 
@@ -309,20 +314,9 @@ class SqlPredictionStore:
                 for r in records
             ]
             outputs = [_answer_row(r.prediction, r.latency_ms) for r in records]
-            await self._write(
+            await self._records_writer.write(
                 [(model_inputs, INPUT_COLUMNS, inputs), (model_outputs, ANSWER_COLUMNS, outputs)]
             )
-
-    async def _write(self, groups: list[TableRows]) -> None:
-        async with self._writer.connect() as conn:
-            try:
-                await insert_rows(conn, groups)
-            except Exception:
-                # Never hand this connection out again, whatever failed: asyncpg raises a statement's
-                # error before the connection is idle again, and the group's one-by-one retry would
-                # take the same connection from the pool at once ("another operation is in progress").
-                await conn.invalidate()
-                raise
 
     async def _model_ids_of(
         self, records: Sequence[PredictionRecord | ShadowRecord]
@@ -353,7 +347,7 @@ class SqlPredictionStore:
                 )
                 for r in records
             ]
-            await self._write([(shadow_outputs, SHADOW_COLUMNS, rows)])
+            await self._shadow_writer.write([(shadow_outputs, SHADOW_COLUMNS, rows)])
 
     async def get(self, prediction_id: uuid.UUID, /) -> PredictionRecord:
         """The recorded prediction with its input. Raises PredictionNotFound."""
