@@ -65,10 +65,10 @@ def main() -> None:
                 point = bh.wrk(machine, base + "/predict", body, lua, args.connections, args.seconds)
                 cpu_ms = 1000 * (bh.tree_cpu_seconds(pid) - cpu) / max(point["requests"], 1)
                 figures[key].append((point["rps"], cpu_ms))
-                errors = point["non2xx"] + point["socket_errors"]
                 print(
                     f"  round {round_} {key}: {point['rps']:,.0f} req/s, {cpu_ms:.3f} ms CPU/req, "
-                    f"p99 {point['p99_ms']:.1f} ms, {errors} errors",
+                    f"p99 {point['p99_ms']:.1f} ms, {point['non2xx']} non-2xx{point['statuses']}, "
+                    f"{point['socket_errors']} socket errors",
                     flush=True,
                 )
     pairs = list(zip(figures["A"], figures["B"], strict=True))
