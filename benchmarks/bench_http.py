@@ -479,6 +479,12 @@ def targets(runs: dict[str, Run], prefix: str = "") -> None:
     if ceiling:  # the bound is absolute; a slow day's machine queues even a constant endpoint near it
         shown = ", ".join(f"{k.removeprefix(prefix)} {v / ceiling:.2f}x" for k, v in recorded if v)
         print(f"  the ceiling's own p99 at c=64: {ceiling:.2f} ms; recorded p99 / ceiling p99: {shown}")
+    reach = ratio(runs, CEILING, SEED, c)
+    if reach:  # "50x the seed" needs recording off at 50 / reach of a constant endpoint
+        print(
+            f"  the ceiling / seed-style at c=64: {reach:.1f}x, so 50x the seed needs recording off"
+            f" at {50 / reach:.2f}x the ceiling"
+        )
 
 
 def main() -> None:
