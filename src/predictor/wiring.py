@@ -367,8 +367,7 @@ class Wiring:
             listening = False
         try:
             async with self.running():
-                _tune_garbage_collector()
-                with self._draining_on_stop(loop):
+                with _tuned_garbage_collector(), self._draining_on_stop(loop):
                     yield self
         finally:
             if listening:
@@ -447,7 +446,8 @@ def _audit_reader(store: PredictionStore) -> AuditReader | None:
     return SqlAuditReader.connect(store.url) if isinstance(store, SqlPredictionStore) else None
 
 
-def _tune_garbage_collector() -> None:
+@contextlib.contextmanager
+def _tuned_garbage_collector() -> Iterator[None]:
     """Freeze what start-up made, and collect the youngest generation only once garbage has piled up.
 
     Frozen: the oldest generation's collections otherwise walk the modules, models and app again and
@@ -461,7 +461,17 @@ def _tune_garbage_collector() -> None:
     about 100 times a second: 14 µs of CPU a request recording off and 31 µs recording to PostgreSQL
     (0.3 ms a collection on this machine). At `GC_YOUNG_THRESHOLD` a collection comes once that many
     objects outlive their request (cyclic garbage, or growth): none came in 10 s of load either way.
+
+    Both are undone when serving ends, for a process that goes on (a test suite, an app embedded in
+    another's process); objects someone else froze before stay frozen.
     """
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        if not frozen:
+            gc.unfreeze()

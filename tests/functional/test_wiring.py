@@ -88,12 +88,27 @@ async def test_feedback_for_a_recorded_prediction_works_after_its_bundle_is_remo
 
 async def test_a_serving_wiring_freezes_start_up_and_collects_young_objects_rarely() -> None:
     before = gc.get_threshold()
+    gc.unfreeze()
     wiring = Wiring(Settings(record=False))
     try:
         async with wiring.lifespan(None):
             assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
             assert gc.get_freeze_count() > 0  # start-up's objects are out of the collector's sight
             assert (await wiring.service.predict([EXAMPLE]))[0].model.name == "breast_cancer"
+        # serving over, the process goes on with the collector as it found it
+        assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+async def test_serving_leaves_frozen_what_someone_else_froze() -> None:
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        async with Wiring(Settings(record=False)).lifespan(None):
+            pass
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
