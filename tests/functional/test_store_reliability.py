@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import sqlite3
 import time
 import uuid
@@ -17,7 +18,16 @@ import sqlalchemy as sa
 from asyncpg.exceptions._base import InternalClientError
 from sqlalchemy import exc as sa_exc
 
-from predictor_core import ConfigurationError, PredictionService, StoreRejected, StoreUnavailable, Task
+from predictor_core import (
+    BinaryPrediction,
+    ConfigurationError,
+    PredictionRecord,
+    PredictionService,
+    StoreRejected,
+    StoreUnavailable,
+    Task,
+    new_prediction_id,
+)
 from predictor_sql import SqlPredictionStore, create_engine, is_unavailable
 from predictor_sql.errors import translate_db_errors
 from predictor_sql.held import HeldConnection
@@ -217,6 +227,32 @@ async def test_a_writer_connection_left_mid_operation_is_an_outage_not_a_crash(
         monkeypatch.undo()
         [prediction] = await service.predict([ROW])
         assert (await store.get(prediction.prediction_id)).prediction == prediction
+
+
+async def test_a_group_whose_outputs_are_refused_leaves_none_of_its_inputs(empty_url: str) -> None:
+    """Inputs and outputs are one transaction: the outputs' insert (the second statement) refused, the
+    inputs inserted before it are rolled back, on both backends."""
+    binary = toy_manifest(Task.BINARY, name="atomic")
+    async with started(empty_url) as store:
+        await store.register_model(binary)
+        now = dt.datetime.now(dt.UTC)
+        records = [
+            PredictionRecord(
+                prediction=BinaryPrediction(
+                    model=binary.identity, label="yes", probability=p, prediction_id=new_prediction_id()
+                ),
+                features=ROW,
+                created_at=now,
+                latency_ms=0.1,
+            )
+            for p in (0.2, 0.4, 1.5)  # 1.5 breaks model_outputs' CHECK on probability
+        ]
+        with pytest.raises(StoreRejected, match="probability"):
+            await store.record(records)
+        assert await audit(store) == (set(), set())
+        await store.record(records[:2])
+        ids = {r.prediction_id for r in records[:2]}
+        assert await audit(store) == (ids, ids)
 
 
 async def test_the_writer_keeps_one_connection_between_groups_and_replaces_it_after_a_failure(
