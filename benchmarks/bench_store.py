@@ -28,7 +28,7 @@ from tests.fakes import fake_service, toy_manifest
 
 from predictor_core import BinaryPrediction, PredictionRecord, PredictionService, Task, new_prediction_id
 from predictor_sql import SqlPredictionStore, sqlite_url_for, upgrade
-from predictor_sql.bulk import TableRows, insert_rows
+from predictor_sql.bulk import TableRows, driver_of, insert_rows
 from predictor_sql.held import HeldConnection
 
 MANIFEST = toy_manifest(Task.BINARY, name="bench")
@@ -89,7 +89,7 @@ async def writer_cpu(store: SqlPredictionStore, rounds: int = 12, groups: int = 
     class PerGroupCheckout(HeldConnection):
         async def write(self, tables: Sequence[TableRows]) -> None:
             async with store._writer.connect() as conn:
-                await insert_rows(conn, tables)
+                await insert_rows(await driver_of(conn), conn.dialect, tables)
 
     held, checkout = store._records_writer, PerGroupCheckout(store._writer)
     print("writer: this process's CPU per row (median over rounds), kept connection vs checkout per group")

@@ -29,6 +29,7 @@ from predictor_core import (
     new_prediction_id,
 )
 from predictor_sql import SqlPredictionStore, create_engine, is_unavailable
+from predictor_sql.bulk import driver_of, insert_rows
 from predictor_sql.errors import translate_db_errors
 from predictor_sql.held import HeldConnection
 from predictor_sql.tables import model_inputs, model_outputs
@@ -265,10 +266,18 @@ async def test_the_writer_keeps_one_connection_between_groups_and_replaces_it_af
         sa.event.listen(
             store._writer.sync_engine, "checkout", lambda dbapi, record, proxy: checkouts.append(dbapi)
         )
+        lookups: list[object] = []  # the driver's own connection, looked up once per connection
+
+        async def counted(conn: object) -> object:
+            lookups.append(conn)
+            return await driver_of(conn)  # type: ignore[arg-type]
+
+        monkeypatch.setattr("predictor_sql.held.driver_of", counted)
         recording = service(store)
         for _ in range(3):
             await recording.predict([ROW])
         assert len(checkouts) == 1
+        assert len(lookups) == 1
 
         async def refused(*args: object, **kwargs: object) -> None:
             raise sa_exc.DBAPIError("INSERT", {}, ConnectionResetError("reset"), connection_invalidated=True)
@@ -276,9 +285,10 @@ async def test_the_writer_keeps_one_connection_between_groups_and_replaces_it_af
         monkeypatch.setattr("predictor_sql.held.insert_rows", refused)
         with pytest.raises(StoreUnavailable):
             await recording.predict([ROW])
-        monkeypatch.undo()
+        monkeypatch.setattr("predictor_sql.held.insert_rows", insert_rows)
         [prediction] = await recording.predict([ROW])
         assert len(checkouts) == 2
+        assert len(lookups) == 2
         assert checkouts[1] is not checkouts[0]
         assert (await store.get(prediction.prediction_id)).prediction == prediction
         assert len((await audit(store))[0]) == 4

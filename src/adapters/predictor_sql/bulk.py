@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["ANSWER_COLUMNS", "INPUT_COLUMNS", "SHADOW_COLUMNS", "TableRows", "insert_rows"]
+__all__ = ["ANSWER_COLUMNS", "INPUT_COLUMNS", "SHADOW_COLUMNS", "TableRows", "driver_of", "insert_rows"]
 
 INPUT_COLUMNS = ("prediction_id", "model_version_id", "features", "request_id", "key_id", "created_at")
 ANSWER_COLUMNS = (
@@ -45,21 +45,27 @@ TableRows = tuple[sa.Table, tuple[str, ...], Sequence[tuple[Any, ...]]]
 """A table, the columns named in each row's order, and the rows."""
 
 
-async def insert_rows(conn: AsyncConnection, groups: Sequence[TableRows]) -> None:
-    """Insert every group's rows and commit them together, or raise and commit none."""
-    if conn.dialect.name == "postgresql":
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
+async def driver_of(conn: AsyncConnection) -> Any:
+    """The driver's own connection (asyncpg's, or aiosqlite's) under a SQLAlchemy connection."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    return driver
+
+
+async def insert_rows(driver: Any, dialect: Dialect, groups: Sequence[TableRows]) -> None:
+    """Insert every group's rows on `driver` (`driver_of`) and commit them together, or raise and commit none.
+
+    `driver` is the driver's own connection, so that a writer that keeps one looks it up once.
+    """
+    if dialect.name == "postgresql":
         arguments = [
             list(column) for _, columns, rows in groups for column in _columns_of(rows, len(columns))
         ]
         await driver.execute(_unnest_insert(tuple((t, c) for t, c, _ in groups)), *arguments)
         return
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
     statements = []
     for table, columns, rows in groups:
-        sql, processors = _sqlite_insert(conn.dialect, table, columns)
+        sql, processors = _sqlite_insert(dialect, table, columns)
         statements.append((sql, [_bound(row, processors) for row in rows]))
     # aiosqlite runs each call on its connection's own thread, a round trip between threads each
     # (BEGIN, every executemany, COMMIT): one trip for the whole transaction cost 11 µs less CPU per row
