@@ -225,7 +225,7 @@ def _predict(
             )
         except ValidationFailed as failure:
             raise _by_label(failure, frame.index) from None
-        return _to_frame(predictions, frame.index, manifest.classes or (), record=record)
+        return _to_frame(predictions, frame.index, manifest.classes or ())
     single = _as_record(data)
     records = [single] if single is not None else data
     if dropped and isinstance(records, Sequence):
@@ -503,9 +503,7 @@ def _column_labels(names: tuple[str, ...]) -> pd.Index:
     return pd.Index(names)
 
 
-def _to_frame(
-    predictions: Sequence[Prediction], index: Any, classes: Sequence[Any], *, record: bool
-) -> pd.DataFrame:
+def _to_frame(predictions: Sequence[Prediction], index: Any, classes: Sequence[Any]) -> pd.DataFrame:
     """Recorded predictions as the same frame `_frame_unrecorded` gives, plus their `prediction_id`."""
     import numpy as np
 
@@ -524,10 +522,9 @@ def _to_frame(
             )
     else:
         columns["value"] = np.array([p.value for p in predictions], dtype=np.float64)  # type: ignore[union-attr]
-    if record:
-        ids = np.empty(len(predictions), dtype=object)
-        ids[:] = [p.prediction_id for p in predictions]
-        columns["prediction_id"] = ids
+    ids = np.empty(len(predictions), dtype=object)
+    ids[:] = [p.prediction_id for p in predictions]
+    columns["prediction_id"] = ids
     return _frame(columns, index)
 
 

@@ -170,7 +170,7 @@ def test_label_columns_keep_integer_classes_and_any_label_the_manifest_does_not_
     assert _label_column(np.array([1, 0, 1]), (0, 1)).dtype == np.int64
     identity = ModelIdentity(name="m", version="1", sha256="0" * 64)
     recorded = [BinaryPrediction(model=identity, label=v, probability=0.5) for v in (1, 0)]
-    assert _to_frame(recorded, pd.RangeIndex(2), (0, 1), record=False)["label"].dtype == np.int64
+    assert _to_frame(recorded, pd.RangeIndex(2), (0, 1))["label"].dtype == np.int64
     odd = np.array(["a", "z"], dtype=object)  # "z" is no class: shown as it is, not as a missing category
     assert _label_column(odd, ("a", "b")) is odd
     assert _label_column(odd[:1], ("a", "b")).tolist() == ["a"]

@@ -2,11 +2,11 @@
 
 Checking a connection out of SQLAlchemy's pool and back in costs about 55 µs of CPU (pool events,
 reset on return, greenlet hops), more than encoding a group of 8 predictions: a group commit writes one
-group at a time, so it keeps its connection between groups instead, and the driver's connection under it:
-SQLAlchemy reaches that through a new greenlet each time, whose 16 KiB frame stack CPython maps and
-unmaps (one mmap and one munmap per group in `strace`). Whatever a write raises, its
-connection is thrown away (`invalidate`) and the next write checks out a fresh one: a connection the
-database dropped is found by the write itself, which fails only its own group.
+group at a time, so it keeps its connection between groups instead, and the driver's connection under
+it. SQLAlchemy reaches that through a new greenlet each time, whose 16 KiB frame stack CPython maps and
+unmaps (one mmap and one munmap per group in `strace`). Whatever a write raises, its connection is
+thrown away (`invalidate`) and the next write checks out a fresh one: a connection the database dropped
+is found by the write itself, which fails only its own group.
 """
 
 from __future__ import annotations
