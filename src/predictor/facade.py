@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import functools
+import itertools
 import math
 import sys
 import threading
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,6 +43,7 @@ from predictor_core import (
     Prediction,
     Problem,
     ProblemCode,
+    RegressionPrediction,
     RegressorOutputs,
     Task,
     ValidationFailed,
@@ -218,14 +221,17 @@ def _predict(
         manifest = wiring.registry.resolve(model, version)  # once: the columns are read for this version
         columns = _columns(frame, manifest.schema)
         try:
-            if not record:
-                return _frame_unrecorded(wiring, manifest, columns, frame.index)
-            predictions = _run(
-                wiring, columns, manifest.name, manifest.version, "columns", record, shadow=version is None
-            )
+            try:
+                return _frame_predicted(wiring, manifest, columns, frame.index, record, version is None)
+            except ValidationFailed:
+                if type(columns) is not ColumnMatrix or not _has_nan(columns.matrix):
+                    raise
+            # a NaN in a block of floats is a gap, which the block's check refuses as not finite: the
+            # frame again column by column, gaps as None, for the same problems as any other frame
+            columns = _columns(frame, manifest.schema, whole=False)
+            return _frame_predicted(wiring, manifest, columns, frame.index, record, version is None)
         except ValidationFailed as failure:
             raise _by_label(failure, frame.index) from None
-        return _to_frame(predictions, frame.index, manifest.classes or ())
     single = _as_record(data)
     records = [single] if single is not None else data
     if dropped and isinstance(records, Sequence):
@@ -257,6 +263,15 @@ def _run(
             wiring.service.predict(data, model=model, version=version, layout=layout, shadow=shadow)
         )
     return wiring.service.predict_unrecorded(data, model=model, version=version, layout=layout)
+
+
+def _frame_predicted(
+    wiring: Wiring, manifest: ModelManifest, columns: Any, index: Any, record: bool, shadow: bool
+) -> pd.DataFrame:
+    if not record:
+        return _frame_unrecorded(wiring, manifest, columns, index)
+    predictions = _run(wiring, columns, manifest.name, manifest.version, "columns", record, shadow=shadow)
+    return _to_frame(predictions, index, manifest.classes or ())
 
 
 def _as_record(data: Any) -> Mapping[str, Any] | None:
@@ -326,47 +341,33 @@ def _as_frame(data: Any) -> pd.DataFrame | None:
     return data if pandas is not None and isinstance(data, pandas.DataFrame) else None
 
 
-def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> Mapping[str, Any]:
+def _columns(frame: pd.DataFrame, schema: FeatureSchema, *, whole: bool = True) -> Mapping[str, Any]:
     """The frame's columns for the core: numpy arrays where no value is missing, else plain lists.
 
-    A frame of float64 columns with string names, none missing a value and none of an integer feature,
-    is passed as its block itself (`ColumnMatrix`): the core checks it whole and the model reads it
-    without a copy. Other frames are read the cheapest way pandas allows (`_numeric`, `_objects`). A
-    column with gaps becomes a list with None for NaN. pandas turns an integer column with a gap into
-    float64; that is an artefact, not the user's data, hence integral floats of integer features are
-    given back as ints.
+    A frame of float64 columns with string names, none of an integer feature, is passed as its block
+    itself (`ColumnMatrix`, unless `whole` is False): the core checks it whole and the model reads it
+    without a copy. Where some feature takes a missing value, only a block without NaN goes whole;
+    where none does, a NaN is refused either way, and the caller reads the frame again with `whole`
+    False to report it as a gap. Other frames are read the cheapest way pandas allows (`_numeric`,
+    `_objects`). A column with gaps becomes a list with None for NaN. pandas turns an integer column
+    with a gap into float64; that is an artefact, not the user's data, hence integral floats of
+    integer features are given back as ints.
 
     Raises:
         ValidationFailed: a column name appears twice (`duplicate_feature`).
     """
     import numpy as np
 
-    integers = {f.name for f in schema.features if f.kind is FeatureKind.INTEGER}
-    names = _labels(frame.columns)
-    if len(set(names)) != len(names):  # pandas allows it; which of the two would be the feature?
-        raise ValidationFailed(
-            [
-                Problem(
-                    loc=(str(name),),
-                    code=ProblemCode.DUPLICATE_FEATURE,
-                    msg=f"column {name!r} appears {names.count(name)} times; a feature is given once",
-                )
-                for name in dict.fromkeys(names)
-                if names.count(name) > 1
-            ]
-        )
-    dtypes = _dtypes(frame)
-    if (
-        len(frame)
-        and dtypes.count(np.dtype(np.float64)) == len(dtypes) > 0
-        and all(type(name) is str for name in names)
-        and integers.isdisjoint(names)
-    ):
+    layout = _layout(frame.columns, schema)
+    if layout.duplicates:
+        raise ValidationFailed(list(layout.duplicates))
+    if whole and layout.block is not None and len(frame) and _all_float64(frame):
         block = frame.to_numpy()
-        if not np.isnan(block.min()):  # NaN anywhere makes the minimum NaN
-            return ColumnMatrix(names, block)
+        if layout.gaps_refused or not _has_nan(block):
+            return ColumnMatrix.at(block, layout.block)
+    names, integers = layout.names, layout.integers
     groups: dict[str, list[int]] = {}
-    for position, dtype in enumerate(dtypes):
+    for position, dtype in enumerate(_dtypes(frame)):
         kind: str = dtype.kind if isinstance(dtype, np.dtype) and dtype.kind in "fiub" else "O"
         groups.setdefault(kind, []).append(position)
     columns: dict[str, Any] = {}
@@ -387,22 +388,65 @@ def _columns(frame: pd.DataFrame, schema: FeatureSchema) -> Mapping[str, Any]:
     return columns
 
 
-_last_labels: tuple[Any, list[Any]] = (None, [])
+def _has_nan(block: np.ndarray) -> bool:
+    import numpy as np
+
+    return bool(np.isnan(block.min()))  # NaN anywhere makes the minimum NaN
 
 
-def _labels(columns: pd.Index) -> list[Any]:
-    """A frame's column labels as a list, remembered for the last Index seen.
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What a frame's column labels mean for a schema, worked out once per Index (`_layout`)."""
+
+    names: list[Any]
+    duplicates: tuple[Problem, ...]
+    integers: frozenset[str]
+    """The schema's integer features."""
+    block: Mapping[str, int] | None
+    """Each name's column in a float64 block that may go to the core whole, or None where none may:
+    a label that is not a string, or an integer feature (its integral floats are given back as ints)."""
+    gaps_refused: bool
+    """No feature of the schema takes a missing value."""
+
+    @classmethod
+    def of(cls, names: list[Any], schema: FeatureSchema) -> _Layout:
+        integers = frozenset(f.name for f in schema.features if f.kind is FeatureKind.INTEGER)
+        duplicates = tuple(  # pandas allows them; which of the two would be the feature?
+            Problem(
+                loc=(str(name),),
+                code=ProblemCode.DUPLICATE_FEATURE,
+                msg=f"column {name!r} appears {names.count(name)} times; a feature is given once",
+            )
+            for name in dict.fromkeys(names)
+            if names.count(name) > 1
+        )
+        whole = names and not duplicates and all(type(n) is str for n in names) and integers.isdisjoint(names)
+        return cls(
+            names=names,
+            duplicates=duplicates,
+            integers=integers,
+            block={name: j for j, name in enumerate(names)} if whole else None,
+            gaps_refused=not any(f.nullable for f in schema.features),
+        )
+
+
+_last_layout: tuple[Any, Any, _Layout | None] = (None, None, None)
+
+
+def _layout(columns: pd.Index, schema: FeatureSchema) -> _Layout:
+    """The layout of a frame's column labels, remembered for the last Index and schema seen.
 
     pandas 3 spends 10-35 µs listing an Index of strings (through pyarrow), and a notebook predicts
-    frame after frame with the same columns, usually the same Index object. An Index's labels cannot
-    be changed in place (setting `frame.columns` puts a new Index), so its identity is enough.
+    frame after frame with the same columns, usually the same Index object, for the same model. An
+    Index's labels cannot be changed in place (setting `frame.columns` puts a new Index), so its
+    identity is enough, as is a loaded manifest's schema's.
     """
-    global _last_labels
-    last, labels = _last_labels
-    if columns is not last:
-        labels = columns.tolist()
-        _last_labels = (columns, labels)
-    return labels
+    global _last_layout
+    index, known, layout = _last_layout
+    if columns is not index or schema is not known or layout is None:
+        layout = _Layout.of(columns.tolist(), schema)
+        _last_layout = (columns, schema, layout)
+    return layout
 
 
 # pandas' public ways to a column (`frame[name]`, `frame.iloc[:, i]`, `frame.items()`) and to the
@@ -410,6 +454,13 @@ def _labels(columns: pd.Index) -> list[Any]:
 # strings, which made a 10-column frame of one row cost 400 µs before validation began. `_dtypes` and
 # `_column` read what the frame holds instead (~1 µs): `DataFrame._mgr` and `_get_column_array` are
 # private, but in every pandas this project supports (>= 2.1), and every DataFrame test goes through them.
+
+
+def _all_float64(frame: pd.DataFrame) -> bool:
+    """Whether every column is float64, asked of the frame's blocks (one, once pandas consolidated it)."""
+    import numpy as np
+
+    return all(block.dtype == np.float64 for block in frame._mgr.blocks)
 
 
 def _dtypes(frame: pd.DataFrame) -> list[Any]:
@@ -467,40 +518,65 @@ def _frame_unrecorded(wiring: Wiring, manifest: ModelManifest, columns: Any, ind
         columns, model=manifest.name, version=manifest.version, layout="columns"
     )
     if isinstance(outputs, RegressorOutputs):
-        return _frame({"value": outputs.values.astype(np.float64)}, index)
+        return _frame(index, ("value",), [outputs.values.astype(np.float64)])
     classes = manifest.classes or ()
     probabilities = outputs.probabilities
-    frame: dict[str, Any] = {"label": _label_column(outputs.labels, classes, probabilities)}
+    label = _label_column(outputs.labels, classes, probabilities)
     if manifest.task is Task.BINARY:  # only the column shown, as a contiguous float64 array
-        frame["probability"] = probabilities[:, classes.index(manifest.positive_class)].astype(np.float64)
-    else:
-        probabilities = probabilities.astype(np.float64)
-        frame.update({f"probability_{c}": probabilities[:, j] for j, c in enumerate(classes)})
-    return _frame(frame, index)
+        shown = probabilities[:, classes.index(manifest.positive_class)].astype(np.float64)
+        return _frame(index, ("label", "probability"), [label, shown])
+    by_class = np.ascontiguousarray(probabilities.T, dtype=np.float64)  # one block, a class per row
+    return _frame(index, ("label", *(f"probability_{c}" for c in classes)), [label, by_class])
 
 
-def _frame(columns: dict[str, Any], index: Any) -> pd.DataFrame:
-    """A DataFrame of these fresh arrays (not lists), without pandas inferring its column labels each time.
+def _frame(index: Any, names: tuple[str, ...], blocks: Sequence[Any]) -> pd.DataFrame:
+    """A DataFrame of fresh arrays taken as they are, named `names` in order.
 
-    `pd.DataFrame(dict)` spends ~75 µs building the Index of two column names (pandas 3 infers a
-    string dtype through pyarrow), more than the rest of a 1,000-row answer's frame. The Index is
-    made once per set of names and each frame gets a copy, since an Index's name can be set in place.
-    `DataFrame._from_arrays` (private, in every pandas since 0.23) takes it as it is; several float
-    columns are still consolidated into one block, as the constructor does.
+    Each of `blocks` is one column (a 1-D numpy array or a pandas ExtensionArray) or a [k, N] float64
+    array of k consecutive columns, as pandas would consolidate them. Built from these blocks with
+    pandas' `create_dataframe_from_blocks` (public since pandas 3): the constructor's inference and
+    block forming cost more than the rest of a 1,000-row answer (2.75x -> 2.51x the bare model for a
+    1,000-row frame, 2026-12-07). Older pandas take the columns through `DataFrame._from_arrays`.
+    The column Index is made once per set of names (pandas 3 infers its string dtype through pyarrow,
+    ~75 µs) and each answer gets a view of it, since an Index's name can be set in place.
     """
     import pandas as pd
 
-    labels = _column_labels(tuple(columns)).copy()
-    return pd.DataFrame._from_arrays(
-        list(columns.values()), columns=labels, index=index, verify_integrity=False
+    labels, placements = _block_layout(names, tuple(len(b) if b.ndim == 2 else 1 for b in blocks))
+    from_blocks = _from_blocks()
+    if from_blocks is None:
+        columns = [column for b in blocks for column in (b if b.ndim == 2 else (b,))]
+        return pd.DataFrame._from_arrays(columns, columns=labels.view(), index=index, verify_integrity=False)
+    return from_blocks(
+        [
+            (b.reshape(1, -1) if b.ndim == 1 and type(b).__module__ == "numpy" else b, at)
+            for b, at in zip(blocks, placements, strict=True)
+        ],
+        index=index,
+        columns=labels.view(),
     )
 
 
 @functools.cache
-def _column_labels(names: tuple[str, ...]) -> pd.Index:
+def _block_layout(names: tuple[str, ...], widths: tuple[int, ...]) -> tuple[pd.Index, list[np.ndarray]]:
+    """The column Index and each block's column positions, made once per shape of answer."""
+    import numpy as np
     import pandas as pd
 
-    return pd.Index(names)
+    if len(names) != sum(widths):
+        raise ValueError(f"{len(names)} names for blocks of {sum(widths)} columns")
+    starts = np.cumsum((0, *widths)).tolist()
+    return pd.Index(names), [np.arange(a, b) for a, b in itertools.pairwise(starts)]
+
+
+@functools.cache
+def _from_blocks() -> Callable[..., pd.DataFrame] | None:
+    """The `create_dataframe_from_blocks` of pandas, or None before pandas 3."""
+    try:
+        from pandas.api.internals import create_dataframe_from_blocks
+    except ImportError:
+        return None
+    return create_dataframe_from_blocks  # type: ignore[no-any-return]
 
 
 def _to_frame(predictions: Sequence[Prediction], index: Any, classes: Sequence[Any]) -> pd.DataFrame:
@@ -508,24 +584,23 @@ def _to_frame(predictions: Sequence[Prediction], index: Any, classes: Sequence[A
     import numpy as np
 
     first = predictions[0]
-    columns: dict[str, Any] = {}
-    if isinstance(first, BinaryPrediction | MulticlassPrediction):
-        labels = [p.label for p in predictions]  # type: ignore[union-attr]
-        columns["label"] = _label_column(np.asarray(labels), classes)  # ints stay ints
-    if isinstance(first, BinaryPrediction):
-        columns["probability"] = np.array([p.probability for p in predictions], dtype=np.float64)  # type: ignore[union-attr]
-    elif isinstance(first, MulticlassPrediction):
-        for cls in first.probabilities:
-            columns[f"probability_{cls}"] = np.array(
-                [p.probabilities[cls] for p in predictions],  # type: ignore[union-attr]
-                dtype=np.float64,
-            )
-    else:
-        columns["value"] = np.array([p.value for p in predictions], dtype=np.float64)  # type: ignore[union-attr]
     ids = np.empty(len(predictions), dtype=object)
     ids[:] = [p.prediction_id for p in predictions]
-    columns["prediction_id"] = ids
-    return _frame(columns, index)
+    if isinstance(first, RegressionPrediction):
+        values = np.array([p.value for p in predictions], dtype=np.float64)  # type: ignore[union-attr]
+        return _frame(index, ("value", "prediction_id"), [values, ids])
+    labels = [p.label for p in predictions]  # type: ignore[union-attr]
+    label = _label_column(np.asarray(labels), classes)  # ints stay ints
+    if isinstance(first, BinaryPrediction):
+        shown = np.array([p.probability for p in predictions], dtype=np.float64)  # type: ignore[union-attr]
+        return _frame(index, ("label", "probability", "prediction_id"), [label, shown, ids])
+    assert isinstance(first, MulticlassPrediction)
+    by_class = np.array(
+        [[p.probabilities[c] for p in predictions] for c in first.probabilities],  # type: ignore[union-attr]
+        dtype=np.float64,
+    )
+    names = ("label", *(f"probability_{c}" for c in first.probabilities), "prediction_id")
+    return _frame(index, names, [label, by_class, ids])
 
 
 def _label_column(labels: np.ndarray, classes: Sequence[Any], probabilities: np.ndarray | None = None) -> Any:

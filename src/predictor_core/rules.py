@@ -83,11 +83,13 @@ class Expr:
         left, right = (arg.evaluate(columns) for arg in self.args)
         return _ARITH[self.op](left, right)  # type: ignore[no-any-return]
 
-    def compile(self, positions: Mapping[str, int]) -> Callable[[Sequence[Any]], Any]:
-        """A closure computing the expression for one row of numbers.
+    def compile(self, positions: Mapping[str, int]) -> Callable[[Any], Any]:
+        """A closure computing the expression from feature positions, for one row or a whole batch.
 
-        Rows hold numpy float64 scalars, so division by zero and overflow behave exactly as in
-        `evaluate`; far cheaper than array operations when a batch holds a handful of records.
+        Given one row of numbers, it computes one value; given a [K, N] matrix (one feature per row),
+        every record's at once. Constants are numpy float64 scalars, so division by zero and overflow
+        behave exactly as in `evaluate`. On one row it is far cheaper than array operations when a
+        batch holds a handful of records; on a matrix it reads contiguous rows, no name looked up.
         """
         if self.op == "num":
             constant = np.float64(self.value)

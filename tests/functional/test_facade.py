@@ -163,6 +163,56 @@ def test_labels_are_a_categorical_of_the_models_classes_recorded_or_not(
     pd.testing.assert_frame_equal(unrecorded, recorded.drop(columns="prediction_id"))
 
 
+def test_answer_frames_are_the_same_from_blocks_as_from_arrays_recorded_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pandas 3 takes the answer's blocks as they are; older pandas take its columns, to the same frame."""
+    from predictor import facade
+    from predictor_sql import sqlite_url_for
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url_for(tmp_path / "audit.db"))
+    frames = {
+        name: load_dataset(name).frame.iloc[10:30] for name in ("breast_cancer", "penguins", "diabetes")
+    }
+    answers = {
+        (name, record): predict(f, model=name, record=record)
+        for name, f in frames.items()
+        for record in (False, True)
+    }
+    assert answers["penguins", False].columns.tolist() == [
+        "label",
+        "probability_Adelie",
+        "probability_Chinstrap",
+        "probability_Gentoo",
+    ]
+    assert answers["diabetes", True].columns.tolist() == ["value", "prediction_id"]
+    monkeypatch.setattr(facade, "_from_blocks", lambda: None)
+    for (name, record), answer in answers.items():
+        again = predict(frames[name], model=name, record=record)
+        if record:  # a new prediction each time: new ids
+            assert again["prediction_id"].map(type).eq(type(answer["prediction_id"].iloc[0])).all()
+            again, answer = again.drop(columns="prediction_id"), answer.drop(columns="prediction_id")
+        pd.testing.assert_frame_equal(again, answer)
+        assert list(again.index) == list(frames[name].index)
+
+
+def test_a_block_with_a_gap_goes_whole_only_where_no_feature_takes_a_gap() -> None:
+    """Where a feature takes a gap, NaN must be read as None first; where none does, it is refused anyway."""
+    from predictor.facade import _columns
+    from predictor_core import Feature, FeatureSchema
+    from predictor_core.validation import ColumnMatrix
+
+    strict = FeatureSchema(features=(Feature(name="a", kind="number"), Feature(name="b", kind="number")))
+    lenient = FeatureSchema(
+        features=(Feature(name="a", kind="number"), Feature(name="b", kind="number", nullable=True))
+    )
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, math.nan]})
+    assert isinstance(_columns(frame, strict), ColumnMatrix)
+    assert _columns(frame, strict, whole=False)["b"] == [3.0, None]
+    assert _columns(frame, lenient)["b"] == [3.0, None]
+    assert isinstance(_columns(frame.fillna(0.0), lenient), ColumnMatrix)
+
+
 def test_label_columns_keep_integer_classes_and_any_label_the_manifest_does_not_list() -> None:
     from predictor.facade import _label_column, _to_frame
     from predictor_core import BinaryPrediction, ModelIdentity

@@ -260,8 +260,9 @@ def test_rules_on_python_floats_agree_with_the_thorough_path(case):
         (4.0, 10.0, True),
     ],
 )
-def test_a_few_records_are_judged_as_numpy_judges_them(d, c, holds):
-    records = [{"a": 1.0, "b": 2.0, "c": c, "d": d}] * 3
+@pytest.mark.parametrize("count", [3, 40], ids=["row by row", "as arrays"])
+def test_records_are_judged_as_numpy_judges_them(d, c, holds, count):
+    records = [{"a": 1.0, "b": 2.0, "c": c, "d": d}] * count
     plan = _plan(RULED)
     fast, thorough = (
         outcome(lambda: validate_records(RULED, records)),
