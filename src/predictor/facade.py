@@ -398,6 +398,8 @@ def _has_nan(block: np.ndarray) -> bool:
 class _Layout:
     """What a frame's column labels mean for a schema, worked out once per Index (`_layout`)."""
 
+    columns: pd.Index
+    schema: FeatureSchema
     names: list[Any]
     duplicates: tuple[Problem, ...]
     integers: frozenset[str]
@@ -409,7 +411,8 @@ class _Layout:
     """No feature of the schema takes a missing value."""
 
     @classmethod
-    def of(cls, names: list[Any], schema: FeatureSchema) -> _Layout:
+    def of(cls, columns: pd.Index, schema: FeatureSchema) -> _Layout:
+        names = columns.tolist()
         integers = frozenset(f.name for f in schema.features if f.kind is FeatureKind.INTEGER)
         duplicates = tuple(  # pandas allows them; which of the two would be the feature?
             Problem(
@@ -420,17 +423,19 @@ class _Layout:
             for name in dict.fromkeys(names)
             if names.count(name) > 1
         )
-        whole = names and not duplicates and all(type(n) is str for n in names) and integers.isdisjoint(names)
+        whole = bool(names) and not duplicates and all(type(n) is str for n in names)
         return cls(
+            columns=columns,
+            schema=schema,
             names=names,
             duplicates=duplicates,
             integers=integers,
-            block={name: j for j, name in enumerate(names)} if whole else None,
+            block={name: j for j, name in enumerate(names)} if whole and integers.isdisjoint(names) else None,
             gaps_refused=not any(f.nullable for f in schema.features),
         )
 
 
-_last_layout: tuple[Any, Any, _Layout | None] = (None, None, None)
+_last_layout: _Layout | None = None
 
 
 def _layout(columns: pd.Index, schema: FeatureSchema) -> _Layout:
@@ -442,10 +447,9 @@ def _layout(columns: pd.Index, schema: FeatureSchema) -> _Layout:
     identity is enough, as is a loaded manifest's schema's.
     """
     global _last_layout
-    index, known, layout = _last_layout
-    if columns is not index or schema is not known or layout is None:
-        layout = _Layout.of(columns.tolist(), schema)
-        _last_layout = (columns, schema, layout)
+    layout = _last_layout
+    if layout is None or layout.columns is not columns or layout.schema is not schema:
+        layout = _last_layout = _Layout.of(columns, schema)
     return layout
 
 
@@ -540,6 +544,7 @@ def _frame(index: Any, names: tuple[str, ...], blocks: Sequence[Any]) -> pd.Data
     The column Index is made once per set of names (pandas 3 infers its string dtype through pyarrow,
     ~75 µs) and each answer gets a view of it, since an Index's name can be set in place.
     """
+    import numpy as np
     import pandas as pd
 
     labels, placements = _block_layout(names, tuple(len(b) if b.ndim == 2 else 1 for b in blocks))
@@ -549,7 +554,7 @@ def _frame(index: Any, names: tuple[str, ...], blocks: Sequence[Any]) -> pd.Data
         return pd.DataFrame._from_arrays(columns, columns=labels.view(), index=index, verify_integrity=False)
     return from_blocks(
         [
-            (b.reshape(1, -1) if b.ndim == 1 and type(b).__module__ == "numpy" else b, at)
+            (b.reshape(1, -1) if b.ndim == 1 and isinstance(b, np.ndarray) else b, at)
             for b, at in zip(blocks, placements, strict=True)
         ],
         index=index,
