@@ -125,8 +125,9 @@ class FakeRuntime:
         else:
             raw = np.column_stack([score, 1 - score, np.full_like(score, 0.5)])
             proba = raw / raw.sum(axis=1, keepdims=True)
-        labels = np.array([classes[i] for i in proba.argmax(axis=1)], dtype=object)
-        return ClassifierOutputs(labels=labels, probabilities=proba.astype(np.float32))
+        codes = proba.argmax(axis=1)  # the label picked by its position, as many graphs do
+        labels = np.array([classes[i] for i in codes], dtype=object)
+        return ClassifierOutputs(labels=labels, probabilities=proba.astype(np.float32), codes=codes)
 
 
 class SlowRuntime(FakeRuntime):

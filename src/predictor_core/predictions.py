@@ -86,6 +86,9 @@ class ClassifierOutputs:
     labels: npt.NDArray[np.generic]
     probabilities: npt.NDArray[np.floating]
     """[N, C], columns in the order of the manifest's classes."""
+    codes: npt.NDArray[np.integer] | None = None
+    """[N] each label's position in the manifest's classes, where the runtime knows it (the graph
+    picked the label by it): `labels` is then the classes at `codes`, and needs no search to encode."""
 
 
 @dataclass(frozen=True, slots=True)

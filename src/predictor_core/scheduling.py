@@ -121,4 +121,5 @@ def slice_outputs(outputs: TaskOutputs, start: int, stop: int) -> TaskOutputs:
     """The outputs of rows `start` to `stop` (exclusive) of a merged call."""
     if isinstance(outputs, RegressorOutputs):
         return RegressorOutputs(outputs.values[start:stop])
-    return ClassifierOutputs(outputs.labels[start:stop], outputs.probabilities[start:stop])
+    codes = None if outputs.codes is None else outputs.codes[start:stop]
+    return ClassifierOutputs(outputs.labels[start:stop], outputs.probabilities[start:stop], codes)

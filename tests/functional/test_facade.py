@@ -14,11 +14,14 @@ import pytest
 from predictor.facade import Model, close, load_model, predict
 from predictor_core import (
     BinaryPrediction,
+    ClassifierOutputs,
     MulticlassPrediction,
     RegressionPrediction,
     ValidationFailed,
+    validate_columns,
 )
-from predictor_onnx import reference_root
+from predictor_onnx import BundleDirectory, reference_root
+from predictor_onnx.infer_schema import column_values
 from predictor_onnx.reference.datasets import load_dataset
 
 
@@ -407,6 +410,25 @@ def test_a_label_that_is_not_the_most_probable_class_is_shown_as_the_model_gave_
     assert _label_column(labels, three, probabilities).tolist() == labels.tolist()
     unknown = np.array(["Gentoo", "Emperor"], dtype=object)
     assert _label_column(unknown, three, probabilities[:2]) is unknown  # not a class: shown as it is
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "penguins"])
+def test_a_label_column_from_the_runtimes_codes_is_the_one_found_by_comparing_labels(name: str) -> None:
+    from predictor.facade import _label_column
+
+    runtime = BundleDirectory([reference_root()]).load(name, "1.0.0")
+    frame = load_dataset(name).frame
+    schema = runtime.manifest.schema
+    outputs = runtime.infer(validate_columns(schema, {c: column_values(frame[c]) for c in frame.columns}))
+    assert isinstance(outputs, ClassifierOutputs)
+    assert outputs.codes is not None
+    classes = runtime.manifest.classes or ()
+    from_codes = _label_column(outputs.labels, classes, outputs.probabilities, outputs.codes)
+    compared = _label_column(outputs.labels, classes, outputs.probabilities)
+    assert isinstance(from_codes, pd.Categorical)
+    assert from_codes.equals(compared)
+    assert from_codes.tolist() == outputs.labels.tolist()
+    assert len(set(from_codes.tolist())) == len(classes)
 
 
 def test_answers_do_not_share_column_labels_and_renamed_columns_are_read_anew() -> None:

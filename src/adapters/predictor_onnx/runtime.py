@@ -33,6 +33,7 @@ from predictor_core import (
     TensorSpec,
     ValidatedBatch,
 )
+from predictor_onnx.class_index import class_index
 from predictor_onnx.devices import CPU, check_active, requested_providers
 
 __all__ = ["DEFAULT_THREADS", "MISSING_CATEGORY", "OnnxRuntime", "as_text", "build_feeds", "session_options"]
@@ -144,7 +145,12 @@ class OnnxRuntime:
         self._whole_matrix = inputs[0].name if whole else None
         self._whole_dtype = _NUMPY_TYPES[inputs[0].dtype] if whole else None
         where = f"model {manifest.name!r} version {manifest.version!r}"
-        _check_graph(manifest, model, where)
+        graph = _check_graph(manifest, model, where)
+        labels = manifest.onnx.outputs.get("label")
+        index = None if labels is None else class_index(graph.graph, labels, manifest.classes or ())
+        if index is not None and index not in {o.name for o in graph.graph.output}:
+            graph.graph.output.append(onnx.helper.make_tensor_value_info(index, onnx.TensorProto.INT64, None))
+            model = graph.SerializeToString()
         providers = requested_providers(device)
         options = session_options(threads)
         with tempfile.TemporaryDirectory(prefix="predictor-onnx-") as scratch:
@@ -162,6 +168,10 @@ class OnnxRuntime:
             check_active(device, active)
             _check_signature(manifest, self._session, where)
             self._outputs = list(manifest.onnx.outputs.values())
+            self._classes: np.ndarray | None = None
+            if index is not None:  # the label's position in the classes, not a string per record
+                self._outputs = [index, manifest.onnx.outputs["probabilities"]]
+                self._classes = _class_array(manifest.classes or ())
             self._run(_example_feeds(manifest))
             placement = _node_placement(self._session.end_profiling())
         note = _CPU_ONLY_NOTE if active[0] != CPU else ""
@@ -200,16 +210,19 @@ class OnnxRuntime:
 
     def _run(self, feeds: Mapping[str, Any]) -> TaskOutputs:
         results = self._session.run(self._outputs, feeds)
-        if len(results) == 2:
+        if len(results) == 1:
+            return RegressorOutputs(values=results[0].reshape(-1))
+        if self._classes is None:
             return ClassifierOutputs(labels=results[0].reshape(-1), probabilities=results[1])
-        return RegressorOutputs(values=results[0].reshape(-1))
+        codes = results[0].reshape(-1)  # an index past the classes raises, as the graph's own pick would
+        return ClassifierOutputs(labels=self._classes[codes], probabilities=results[1], codes=codes)
 
     def __repr__(self) -> str:
         return f"OnnxRuntime({self._where}, providers={list(self._execution.providers)})"
 
 
-def _check_graph(manifest: ModelManifest, model: bytes, where: str) -> None:
-    """Manifest and graph must agree on opsets, and nulls must have an imputer to go to."""
+def _check_graph(manifest: ModelManifest, model: bytes, where: str) -> onnx.ModelProto:
+    """The graph, once manifest and graph agree on opsets and nulls have an imputer to go to."""
     try:
         graph = onnx.load_from_string(model)
     except Exception as exc:  # protobuf raises its own DecodeError
@@ -233,6 +246,16 @@ def _check_graph(manifest: ModelManifest, model: bytes, where: str) -> None:
             f"{where}: the schema accepts missing values for {', '.join(nullable_numbers)} "
             "but the graph has no imputer to fill them"
         )
+    return graph
+
+
+def _class_array(classes: tuple[Any, ...]) -> np.ndarray:
+    """The classes as the graph gives its labels: int64 for integers, else an object array."""
+    if all(isinstance(c, int) for c in classes):
+        return np.array(classes, dtype=np.int64)
+    known = np.empty(len(classes), dtype=object)
+    known[:] = classes
+    return known
 
 
 def _check_signature(manifest: ModelManifest, session: ort.InferenceSession, where: str) -> None:
