@@ -146,8 +146,12 @@ class OnnxRuntime:
         self._whole_dtype = _NUMPY_TYPES[inputs[0].dtype] if whole else None
         where = f"model {manifest.name!r} version {manifest.version!r}"
         graph = _check_graph(manifest, model, where)
-        labels = manifest.onnx.outputs.get("label")
-        index = None if labels is None else class_index(graph.graph, labels, manifest.classes or ())
+        roles = manifest.onnx.outputs
+        index = (  # fetched instead of the label where the graph picks the label by it
+            class_index(graph.graph, roles["label"], manifest.classes or ())
+            if {"label", "probabilities"} <= roles.keys()
+            else None
+        )
         if index is not None and index not in {o.name for o in graph.graph.output}:
             graph.graph.output.append(onnx.helper.make_tensor_value_info(index, onnx.TensorProto.INT64, None))
             model = graph.SerializeToString()
