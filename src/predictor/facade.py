@@ -47,6 +47,7 @@ from predictor_core import (
     RegressorOutputs,
     Task,
     ValidationFailed,
+    class_array,
 )
 from predictor_core.validation import ColumnMatrix
 
@@ -634,7 +635,7 @@ def _label_column(
     classes = tuple(classes)
     if codes is not None:  # positions in these classes by construction: pandas need not look
         return pd.Categorical.from_codes(codes, dtype=_categories(classes), validate=False)
-    known = _class_array(classes)
+    known = class_array(classes)
     if probabilities is not None and probabilities.shape == (len(labels), len(known)):
         codes = (
             (probabilities[:, 1] > probabilities[:, 0]).view(np.int8)  # argmax, a third of the time
@@ -649,16 +650,6 @@ def _label_column(
     if (codes < 0).any():  # a label the manifest does not list: shown as it is
         return labels
     return pd.Categorical.from_codes(codes, dtype=_categories(classes))
-
-
-@functools.cache
-def _class_array(classes: tuple[Any, ...]) -> np.ndarray:
-    """The classes as an object array, to be indexed by codes."""
-    import numpy as np
-
-    known = np.empty(len(classes), dtype=object)
-    known[:] = classes
-    return known
 
 
 @functools.cache

@@ -105,6 +105,7 @@ from predictor_core.predictions import (
     RegressorOutputs,
     Task,
     TaskOutputs,
+    class_array,
 )
 from predictor_core.problems import Problem, ProblemCode
 from predictor_core.quality import Labelled, Quality
@@ -247,6 +248,7 @@ __all__ = [
     "check_golden",
     "check_key_name",
     "check_secret",
+    "class_array",
     "hash_secret",
     "new_key",
     "new_prediction_id",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 import numpy as np
@@ -22,6 +23,7 @@ __all__ = [
     "RegressorOutputs",
     "Task",
     "TaskOutputs",
+    "class_array",
 ]
 
 Label: TypeAlias = str | int
@@ -98,3 +100,19 @@ class RegressorOutputs:
 
 
 TaskOutputs: TypeAlias = ClassifierOutputs | RegressorOutputs
+
+
+@functools.cache
+def class_array(classes: tuple[Label, ...]) -> npt.NDArray[Any]:
+    """A model's classes as one array, as a runtime gives labels: int64 for integer classes, else objects.
+
+    Indexed by class positions (`ClassifierOutputs.codes`, an argmax) it gives labels. Made once per
+    tuple of classes and shared, hence read-only.
+    """
+    if all(type(c) is int for c in classes):
+        known = np.array(classes, dtype=np.int64)
+    else:
+        known = np.empty(len(classes), dtype=object)
+        known[:] = classes
+    known.flags.writeable = False
+    return known

@@ -32,6 +32,7 @@ from predictor_core import (
     TaskOutputs,
     TensorSpec,
     ValidatedBatch,
+    class_array,
 )
 from predictor_onnx.class_index import class_index
 from predictor_onnx.devices import CPU, check_active, requested_providers
@@ -175,7 +176,7 @@ class OnnxRuntime:
             self._classes: np.ndarray | None = None
             if index is not None:  # the label's position in the classes, not a string per record
                 self._outputs = [index, manifest.onnx.outputs["probabilities"]]
-                self._classes = _class_array(manifest.classes or ())
+                self._classes = class_array(manifest.classes or ())
             self._run(_example_feeds(manifest))
             placement = _node_placement(self._session.end_profiling())
         note = _CPU_ONLY_NOTE if active[0] != CPU else ""
@@ -251,15 +252,6 @@ def _check_graph(manifest: ModelManifest, model: bytes, where: str) -> onnx.Mode
             "but the graph has no imputer to fill them"
         )
     return graph
-
-
-def _class_array(classes: tuple[Any, ...]) -> np.ndarray:
-    """The classes as the graph gives its labels: int64 for integers, else an object array."""
-    if all(isinstance(c, int) for c in classes):
-        return np.array(classes, dtype=np.int64)
-    known = np.empty(len(classes), dtype=object)
-    known[:] = classes
-    return known
 
 
 def _check_signature(manifest: ModelManifest, session: ort.InferenceSession, where: str) -> None:
