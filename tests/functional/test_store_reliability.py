@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import math
 import sqlite3
 import time
 import uuid
@@ -23,6 +24,7 @@ from predictor_core import (
     ConfigurationError,
     PredictionRecord,
     PredictionService,
+    RegressionPrediction,
     StoreRejected,
     StoreUnavailable,
     Task,
@@ -254,6 +256,41 @@ async def test_a_group_whose_outputs_are_refused_leaves_none_of_its_inputs(empty
         await store.record(records[:2])
         ids = {r.prediction_id for r in records[:2]}
         assert await audit(store) == (ids, ids)
+
+
+@pytest.mark.postgres
+async def test_postgres_keeps_every_float_a_prediction_carries(pg_url: str) -> None:
+    """The writer sends rows as JSON, which has no NaN or infinity: those, the extremes of float64 and
+    values that only round-trip at 17 digits are read back as the floats they were (features too, within
+    the magnitudes jsonb writes back with a decimal point: under 1e15)."""
+    regression = toy_manifest(Task.REGRESSION, name="floats")
+    values = [math.nan, math.inf, -math.inf, 5e-324, 1.7976931348623157e308, -0.0, 0.1 + 0.2, 1e-300]
+    features = {**ROW, "x": 2.220446049250313e-16, "y": -123456789012.34567}
+    async with started(pg_url) as store:
+        await store.register_model(regression)
+        now = dt.datetime.now(dt.UTC)
+        records = [
+            PredictionRecord(
+                prediction=RegressionPrediction(
+                    model=regression.identity, value=v, prediction_id=new_prediction_id()
+                ),
+                features=features,
+                created_at=now,
+                latency_ms=1e-9,
+            )
+            for v in values
+        ]
+        await store.record(records)
+        for record, value in zip(records, values, strict=True):
+            stored = await store.get(record.prediction_id)
+            assert isinstance(stored.prediction, RegressionPrediction)
+            got = stored.prediction.value
+            assert (math.isnan(got) and math.isnan(value)) or (
+                got == value and math.copysign(1, got) == math.copysign(1, value)
+            )
+            assert stored.features == features
+            assert stored.created_at == now
+            assert stored.latency_ms == 1e-9
 
 
 async def test_the_writer_keeps_one_connection_between_groups_and_replaces_it_after_a_failure(

@@ -306,7 +306,7 @@ class SqlPredictionStore:
                 (
                     r.prediction_id,
                     model_ids[r.prediction.model],
-                    _json_dumps(r.features),
+                    r.features,
                     r.request_id,
                     r.key_id,
                     _utc(r.created_at),
@@ -468,8 +468,7 @@ def _answer_row(p: Prediction, latency_ms: float, prediction_id: uuid.UUID | Non
     if isinstance(p, BinaryPrediction):
         return (row_id, Task.BINARY.value, label, is_int, p.probability, None, None, latency_ms)
     assert isinstance(p, MulticlassPrediction)
-    probabilities = _json_dumps(p.probabilities)
-    return (row_id, Task.MULTICLASS.value, label, is_int, None, probabilities, None, latency_ms)
+    return (row_id, Task.MULTICLASS.value, label, is_int, None, p.probabilities, None, latency_ms)
 
 
 def _prediction(row: Any) -> Prediction:
