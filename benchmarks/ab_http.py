@@ -1,8 +1,9 @@
 """Two checkouts' servers side by side, `POST /predict` timed in alternating rounds: ratios of B to A.
 
-    python benchmarks/ab_http.py A B [--mode off|postgresql|sqlite] [--rounds 10] [--seconds 5]
-                                     [--connections 64]
+    python benchmarks/ab_http.py A B [--mode off|postgresql|sqlite] [--mode-b off|postgresql|sqlite]
+                                     [--rounds 10] [--seconds 5] [--connections 64]
     nox -s bench -- benchmarks/ab_http.py /tmp/before .
+    python benchmarks/ab_http.py . . --mode off --mode-b postgresql    (what recording costs, #9's ratio)
 
 A and B are checkouts of this project (`.` is this one; e.g. `git worktree add /tmp/before HEAD~1`). Both
 servers run at once, pinned to the same core, with wrk on the other (`bench_http`'s settings). Each round
@@ -14,6 +15,11 @@ speed drifts by 2x within minutes, that drift went into the ratio: two runs of o
 0.93x. Rounds seconds apart, each compared with its neighbour, gave 1.14-1.18x for the same change (every
 round above 1 in one run of ten), and an A/A run of one checkout gave 1.00-1.07x. A benchmark prints; it
 never passes or fails.
+
+`--mode-b` gives B another recording mode than A (by default the same): one checkout against itself
+with recording off and on measures issue #9's recorded / off ratio the same way, round by round. The
+sequential `bench_http.py` gave that ratio as 0.79x and 0.69x in two runs of one commit ten minutes
+apart, its recording-off row costing 0.239 and 0.218 ms of CPU a request.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ def main() -> None:
     parser.add_argument("a", help="the baseline checkout (`.` for this one)")
     parser.add_argument("b", help="the checkout compared with it")
     parser.add_argument("--mode", choices=[bh.OFF, bh.POSTGRES, bh.SQLITE], default=bh.OFF)
+    parser.add_argument("--mode-b", choices=[bh.OFF, bh.POSTGRES, bh.SQLITE], help="B's mode (--mode)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=5, help="one wrk run")
     parser.add_argument("--connections", type=int, default=64)
@@ -45,40 +52,36 @@ def main() -> None:
     lua, body = work / "post.lua", work / "body.json"
     lua.write_text(bh.LUA)
     body.write_text(json.dumps({"features": bh.example_body(machine, work)["features"]}))
-    figures: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
-    print(f"ab_http: A={args.a} B={args.b}, recording {args.mode}, c={args.connections}; logs in {work}")
+    modes = {"A": args.mode, "B": args.mode_b or args.mode}
+    print(
+        f"ab_http: A={args.a} (recording {modes['A']}) B={args.b} (recording {modes['B']}), "
+        f"c={args.connections}; logs in {work}"
+    )
     with ExitStack() as stack:
-        admin = stack.enter_context(bh.postgres())[0] if args.mode == bh.POSTGRES else None
+        admin = stack.enter_context(bh.postgres())[0] if bh.POSTGRES in modes.values() else None
         servers = {}
         for key, checkout in (("A", args.a), ("B", args.b)):
             env = bh.checkout_env(None if checkout == "." else checkout, work / f"data-{key}", 0)
-            command, env = stack.enter_context(bh.predictor_serve(args.mode, env, admin))
+            command, env = stack.enter_context(bh.predictor_serve(modes[key], env, admin))
             servers[key] = stack.enter_context(
                 bh.server(machine, command, env, "/health/live", work / f"{key}.log")
             )
         for base, _ in servers.values():
             bh.wrk(machine, base + "/predict", body, lua, 16, 2)  # warm-up
-        for round_ in range(args.rounds):
-            for key in ("A", "B") if round_ % 2 == 0 else ("B", "A"):
-                base, pid = servers[key]
-                cpu = bh.tree_cpu_seconds(pid)
-                point = bh.wrk(machine, base + "/predict", body, lua, args.connections, args.seconds)
-                cpu_ms = 1000 * (bh.tree_cpu_seconds(pid) - cpu) / max(point["requests"], 1)
-                figures[key].append((point["rps"], cpu_ms))
-                print(
-                    f"  round {round_} {key}: {point['rps']:,.0f} req/s, {cpu_ms:.3f} ms CPU/req, "
-                    f"p99 {point['p99_ms']:.1f} ms, {point['non2xx']} non-2xx{point['statuses']}, "
-                    f"{point['socket_errors']} socket errors",
-                    flush=True,
-                )
-    pairs = list(zip(figures["A"], figures["B"], strict=True))
-    rps = [b[0] / a[0] for a, b in pairs]
-    cpu = [b[1] / a[1] for a, b in pairs]
+        figures = bh.rounds(
+            machine, servers, body, lua, args.rounds, args.seconds, args.connections, log=_print
+        )
+    rps = bh.round_ratios(figures, "B", "A")
+    cpu = [b[1] / a[1] for a, b in zip(figures["A"], figures["B"], strict=True)]
     print(
         f"B / A, median over {args.rounds} rounds: req/s {statistics.median(rps):.3f}x "
         f"({sum(r > 1 for r in rps)} rounds above 1), CPU per request {statistics.median(cpu):.3f}x"
     )
     print(f"  per round, req/s: {', '.join(f'{r:.2f}' for r in rps)}")
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 if __name__ == "__main__":
