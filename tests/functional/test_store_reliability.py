@@ -260,9 +260,10 @@ async def test_a_group_whose_outputs_are_refused_leaves_none_of_its_inputs(empty
 
 @pytest.mark.postgres
 async def test_postgres_keeps_every_float_a_prediction_carries(pg_url: str) -> None:
-    """The writer sends rows as JSON, which has no NaN or infinity: those, the extremes of float64 and
-    values that only round-trip at 17 digits are read back as the floats they were (features too, within
-    the magnitudes jsonb writes back with a decimal point: under 1e15)."""
+    """The writer sends rows as JSON, which has no NaN or infinity (and jsonb no -0.0): those, the
+    extremes of float64 and values that only round-trip at 17 digits are read back as the floats they
+    were (features too, within the magnitudes written without an exponent, which jsonb keeps: under
+    1e16)."""
     regression = toy_manifest(Task.REGRESSION, name="floats")
     values = [math.nan, math.inf, -math.inf, 5e-324, 1.7976931348623157e308, -0.0, 0.1 + 0.2, 1e-300]
     features = {**ROW, "x": 2.220446049250313e-16, "y": -123456789012.34567}
