@@ -68,6 +68,21 @@ CORRUPTIONS = [
 ]
 
 
+@pytest.mark.parametrize("count", [1, 40])  # the typed rows, and the matrix read from msgpack bytes
+def test_records_valid_as_sent_are_copied_not_shared(count):
+    """The audit trail's records are the caller's values, in their order; the caller's dicts stay theirs."""
+    sent = [{"y": 2.5 + i, "x": 1.0 + i} for i in range(count)]  # not in schema order
+    schema = FeatureSchema(features=(Feature(name="x", kind="number"), Feature(name="y", kind="number")))
+    batch = validate_records(schema, sent)
+    records = batch.records()
+    assert records == sent
+    assert all(list(r) == ["y", "x"] for r in records)
+    assert batch.rows[0] == (1.0, 2.5)  # the model's order is the schema's
+    sent[0]["x"] = 99.0
+    assert records[0]["x"] == 1.0
+    assert batch.records()[0] is not sent[0]
+
+
 def corrupt(record, feature, how):
     record = dict(record)
     if how == "drop":
