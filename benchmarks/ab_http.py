@@ -59,20 +59,16 @@ def main() -> None:
     )
     with ExitStack() as stack:
         admin = stack.enter_context(bh.postgres())[0] if bh.POSTGRES in modes.values() else None
-        servers = {}
-        for key, checkout in (("A", args.a), ("B", args.b)):
-            env = bh.checkout_env(None if checkout == "." else checkout, work / f"data-{key}", 0)
-            command, env = stack.enter_context(bh.predictor_serve(modes[key], env, admin))
-            servers[key] = stack.enter_context(
-                bh.server(machine, command, env, "/health/live", work / f"{key}.log")
-            )
-        for base, _ in servers.values():
-            bh.wrk(machine, base + "/predict", body, lua, 16, 2)  # warm-up
+        sides: dict[str, tuple[str | None, str, dict[str, str]]] = {
+            key: (None if checkout == "." else checkout, modes[key], {})
+            for key, checkout in (("A", args.a), ("B", args.b))
+        }
+        servers = bh.side_by_side(stack, machine, work, admin, sides, body, lua, 2)
         figures = bh.rounds(
             machine, servers, body, lua, args.rounds, args.seconds, args.connections, log=_print
         )
     rps = bh.round_ratios(figures, "B", "A")
-    cpu = [b[1] / a[1] for a, b in zip(figures["A"], figures["B"], strict=True)]
+    cpu = bh.round_ratios(figures, "B", "A", column=1)
     print(
         f"B / A, median over {args.rounds} rounds: req/s {statistics.median(rps):.3f}x "
         f"({sum(r > 1 for r in rps)} rounds above 1), CPU per request {statistics.median(cpu):.3f}x"

@@ -297,10 +297,37 @@ def rounds(
     return figures
 
 
-def round_ratios(figures: dict[str, list[tuple[float, float]]], key: str, base: str) -> list[float]:
-    """`key`'s req/s over `base`'s, round by round."""
+def round_ratios(
+    figures: dict[str, list[tuple[float, float]]], key: str, base: str, column: int = 0
+) -> list[float]:
+    """`key`'s figure over `base`'s, round by round: req/s (column 0) or CPU per request (1)."""
     pairs = zip(figures[key], figures[base], strict=True)
-    return [mine[0] / theirs[0] for mine, theirs in pairs if theirs[0]]
+    return [mine[column] / theirs[column] for mine, theirs in pairs if theirs[column]]
+
+
+def side_by_side(
+    stack: contextlib.ExitStack,
+    machine: Machine,
+    work: Path,
+    admin: str | None,
+    sides: dict[str, tuple[str | None, str, dict[str, str]]],
+    body: Path,
+    lua: Path,
+    warmup: int,
+) -> dict[str, tuple[str, int]]:
+    """Our servers up at once, warmed up, kept until `stack` closes: key -> (base URL, pid).
+
+    `sides`: key -> (checkout, None for this one; recording mode; extra environment), each with its
+    own data directory, and its own database for PostgreSQL.
+    """
+    servers = {}
+    for key, (checkout, mode, extra) in sides.items():
+        env = checkout_env(checkout, work / f"data-{key}", 0) | extra
+        command, env = stack.enter_context(predictor_serve(mode, env, admin))
+        servers[key] = stack.enter_context(server(machine, command, env, "/health/live", work / f"{key}.log"))
+    for base, _ in servers.values():
+        wrk(machine, base + "/predict", body, lua, 16, warmup)
+    return servers
 
 
 @dataclass
@@ -541,18 +568,15 @@ def interleave(
     """Our server in its three modes up at once, measured in rotating rounds (`rounds`), at c=64."""
     modes = [OFF, SQLITE] if admin is None else [OFF, POSTGRES, SQLITE]
     print(f"interleaved: {', '.join(modes)}, {args.rounds} rounds of {args.seconds} s", flush=True)
+    extra = {"PREDICTOR_MAX_IN_FLIGHT": str(args.max_in_flight)} if args.max_in_flight else {}
+    if args.inference:
+        extra["PREDICTOR_INFERENCE"] = args.inference
+    sides: dict[str, tuple[str | None, str, dict[str, str]]] = {mode: (None, mode, extra) for mode in modes}
+    place = work / "rounds"  # its own data directories and logs, apart from the table's
+    place.mkdir()
     try:
         with contextlib.ExitStack() as stack:
-            servers = {}
-            for mode in modes:
-                env = checkout_env(None, work / f"data-rounds-{mode}", args.max_in_flight)
-                if args.inference:
-                    env["PREDICTOR_INFERENCE"] = args.inference
-                command, env = stack.enter_context(predictor_serve(mode, env, admin))
-                log = work / f"rounds-{mode}.log"
-                servers[mode] = stack.enter_context(server(machine, command, env, "/health/live", log))
-            for base, _ in servers.values():
-                wrk(machine, base + "/predict", body, lua, 16, max(args.warmup, 1))
+            servers = side_by_side(stack, machine, place, admin, sides, body, lua, max(args.warmup, 1))
             return rounds(machine, servers, body, lua, args.rounds, args.seconds)
     except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
         print(f"  interleaved: did not run: {' '.join(str(exc).split())[:300]}")
@@ -569,7 +593,7 @@ def interleaved_targets(figures: dict[str, list[tuple[float, float]]], count: in
         if mode not in figures:
             continue
         ratios = round_ratios(figures, mode, OFF)
-        cpu = [m[1] / o[1] for m, o in zip(figures[mode], figures[OFF], strict=True) if o[1]]
+        cpu = round_ratios(figures, mode, OFF, column=1)
         middle = statistics.median(ratios)
         verdict = "met" if middle >= bound else "MISSED"
         print(
@@ -684,7 +708,7 @@ def main() -> None:
         if args.rounds and not args.batch:
             interleaved = interleave(machine, work, admin, args, ours_body, lua)
 
-    for home in work.glob("data-*"):  # the SQLite databases: not results
+    for home in [*work.glob("data-*"), *work.glob("rounds/data-*")]:  # the SQLite databases: not results
         shutil.rmtree(home, ignore_errors=True)
     report(runs, machine, args.seconds, args.batch)
     if args.batch:

@@ -160,7 +160,7 @@ def _json_insert(
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     inserts, floats = [], []
     for number, (table, columns) in enumerate(tables, start=1):
-        values = []
+        values, positions = [], []
         for i, name in enumerate(columns):
             kind = table.c[name].type
             if isinstance(kind, sa.JSON):
@@ -169,7 +169,9 @@ def _json_insert(
                 values.append(f"r->>{i}")
             else:
                 values.append(f"(r->>{i})::{kind.compile(dialect=dialect)}")
-        floats.append(tuple(i for i, name in enumerate(columns) if isinstance(table.c[name].type, sa.Float)))
+                if isinstance(kind, sa.Float):
+                    positions.append(i)
+        floats.append(tuple(positions))
         inserts.append(
             f"INSERT INTO {table.name} ({', '.join(columns)}) "
             f"SELECT {', '.join(values)} FROM jsonb_array_elements(${number}::jsonb) AS r"
