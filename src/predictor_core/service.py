@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import math
 import time
@@ -137,6 +138,7 @@ class PredictionService:
         self._inference = inference or InlineInference()
         self._clock = clock
         self._registered: set[ModelIdentity] = set()
+        self._registering: dict[ModelIdentity, asyncio.Future[None]] = {}
         self._observer: PredictionObserver = observer or NoObserver()
         self._draining = False
         self._shadows: set[asyncio.Task[None]] = set()
@@ -310,9 +312,25 @@ class PredictionService:
         return runtime.manifest, runtime.infer(validate(runtime.manifest, data, layout))
 
     async def _ensure_registered(self, manifest: ModelManifest) -> None:
+        """Register the version with the store once, however many requests need it at the same time.
+
+        The first caller starts the registration and every concurrent one awaits that same write: the
+        first 64 requests of a fresh server made 64 upserts before. A caller that gives up does not
+        cancel it for the others; a failed one is forgotten, so the next request tries again.
+        """
         identity = manifest.identity
-        if identity not in self._registered and self._store is not None:
-            await self._store.register_model(manifest)
+        if identity in self._registered or self._store is None:
+            return
+        pending = self._registering.get(identity)
+        if pending is None:
+            pending = asyncio.ensure_future(self._store.register_model(manifest))
+            self._registering[identity] = pending
+            pending.add_done_callback(functools.partial(self._registration_done, identity))
+        await asyncio.shield(pending)
+
+    def _registration_done(self, identity: ModelIdentity, done: asyncio.Future[None]) -> None:
+        del self._registering[identity]
+        if not done.cancelled() and done.exception() is None:  # retrieved: every waiter may be gone
             self._registered.add(identity)
 
     async def get_prediction(self, prediction_id: uuid.UUID) -> PredictionRecord:

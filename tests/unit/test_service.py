@@ -1,3 +1,4 @@
+import asyncio
 import concurrent.futures
 import datetime as dt
 import os
@@ -87,6 +88,35 @@ async def test_store_down_means_no_prediction_is_returned_and_it_recovers():
     store.down.clear()
     (prediction,) = await service.predict([GOOD])
     assert list(store.records) == [prediction.prediction_id]
+
+
+async def test_concurrent_first_requests_register_their_model_once_and_a_failure_is_retried():
+    class SlowRegistering(InMemoryPredictionStore):
+        def __init__(self):
+            super().__init__()
+            self.registrations, self.fail = 0, True
+
+        async def register_model(self, manifest, /):
+            self.registrations += 1
+            await asyncio.sleep(0.01)
+            if self.fail:
+                raise StoreUnavailable("database unreachable (fake)", retry_after=2.0)
+            await super().register_model(manifest)
+
+    store = SlowRegistering()
+    service = make_service(store)
+    failed = await asyncio.gather(*(service.predict([GOOD]) for _ in range(8)), return_exceptions=True)
+    assert all(isinstance(f, StoreUnavailable) for f in failed)
+    assert (store.registrations, store.records) == (1, {})
+    store.fail = False
+    first = asyncio.ensure_future(service.predict([GOOD]))
+    await asyncio.sleep(0)
+    first.cancel()  # the caller that started the registration gives up: the others still get it
+    answers = await asyncio.gather(*(service.predict([GOOD]) for _ in range(64)))
+    assert store.registrations == 2
+    assert len(store.records) == 64 == len({a.prediction_id for (a,) in answers})
+    await service.predict([GOOD])
+    assert store.registrations == 2
 
 
 async def test_columns_layout_and_the_inference_seam():
