@@ -16,6 +16,7 @@ from predictor_core import (
     ClassifierOutputs,
     ConfigurationError,
     PredictorError,
+    RegressorOutputs,
     RuntimeUnavailable,
     ValidatedBatch,
     ValidationFailed,
@@ -168,6 +169,27 @@ def test_a_provider_failing_mid_run_is_an_error_not_a_quiet_move_to_the_cpu(
     with pytest.raises(RuntimeUnavailable, match="the device went away"):
         runtime.infer(batch)
     assert isinstance(session._sess, FailingProvider)  # no new session was made behind our back
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "penguins", "diabetes"])
+def test_the_c_session_answers_as_the_documented_run(name: str) -> None:
+    """Runs skip onnxruntime's Python wrapper (its per-call checks); where it has no C session to
+    reach, the documented `run` answers, and both give the same outputs bit for bit."""
+    runtime = BundleDirectory([SHIPPED]).load(name, "1.0.0")
+    examples = list(runtime.manifest.schema.examples) * 3
+    batch = validate_records(runtime.manifest.schema, examples)
+    assert runtime._direct
+    direct = runtime.infer(batch)
+    runtime._direct = False  # as on an onnxruntime whose wrapper keeps no `_sess`
+    documented = runtime.infer(batch)
+    for got, want in zip(_arrays(direct), _arrays(documented), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def _arrays(outputs: ClassifierOutputs | RegressorOutputs) -> list[np.ndarray]:
+    if isinstance(outputs, ClassifierOutputs):
+        return [outputs.labels, outputs.probabilities]
+    return [outputs.values]
 
 
 def test_nullable_numbers_without_an_imputer_are_refused(tmp_path: Path) -> None:
