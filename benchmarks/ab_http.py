@@ -13,7 +13,8 @@ B's figure over A's in the same round: requests/s and the server's CPU time per 
 `bench_http.py --before` measures the two one after the other, minutes apart. On a shared machine whose
 speed drifts by 2x within minutes, that drift went into the ratio: two runs of one change gave 1.67x and
 0.93x. Rounds seconds apart, each compared with its neighbour, gave 1.14-1.18x for the same change (every
-round above 1 in one run of ten), and an A/A run of one checkout gave 1.00-1.07x. A benchmark prints; it
+round above 1 in one run of ten). A/A runs of one checkout gave 1.00-1.07x (2026-12-06) and 1.009-1.128x
+(four runs, 2026-12-07): a ratio within about 10 % of 1 is no measured difference. A benchmark prints; it
 never passes or fails.
 
 `--mode-b` gives B another recording mode than A (by default the same): one checkout against itself
