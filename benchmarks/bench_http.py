@@ -251,16 +251,20 @@ def measure(
         raise RuntimeError(f"POST {url} answered {check.status_code}: {check.text[:300]}")
     if warmup > 0:
         wrk(machine, url, body, lua, 16, warmup)
-    points = {}
-    for connections in CONCURRENCY:
-        cpu, database = tree_cpu_seconds(pid), postgres_cpu_seconds()
-        point = wrk(machine, url, body, lua, connections, seconds)
-        cpu, database = tree_cpu_seconds(pid) - cpu, postgres_cpu_seconds() - database
-        point["cpu_ms_per_request"] = 1000 * cpu / point["requests"] if point["requests"] else None
-        point["db_cpu_ms_per_request"] = 1000 * database / point["requests"] if point["requests"] else None
-        point["cpu_percent"] = 100 * cpu / point["seconds"]  # well under 100 at c=64: the core was shared
-        points[connections] = point
-    return points
+    return {c: timed_wrk(machine, url, pid, body, lua, c, seconds) for c in CONCURRENCY}
+
+
+def timed_wrk(
+    machine: Machine, url: str, pid: int, body: Path, lua: Path, connections: int, seconds: int
+) -> dict[str, Any]:
+    """One wrk run, with the CPU time that the server `pid` (and this machine's PostgreSQL) spent on it."""
+    cpu, database = tree_cpu_seconds(pid), postgres_cpu_seconds()
+    point = wrk(machine, url, body, lua, connections, seconds)
+    cpu, database = tree_cpu_seconds(pid) - cpu, postgres_cpu_seconds() - database
+    point["cpu_ms_per_request"] = 1000 * cpu / point["requests"] if point["requests"] else None
+    point["db_cpu_ms_per_request"] = 1000 * database / point["requests"] if point["requests"] else None
+    point["cpu_percent"] = 100 * cpu / point["seconds"]  # well under 100 at c=64: the core was shared
+    return point
 
 
 def rounds(
@@ -284,9 +288,8 @@ def rounds(
         shift = number % len(keys)
         for key in keys[shift:] + keys[:shift]:
             base, pid = servers[key]
-            cpu = tree_cpu_seconds(pid)
-            point = wrk(machine, base + "/predict", body, lua, connections, seconds)
-            cpu_ms = 1000 * (tree_cpu_seconds(pid) - cpu) / max(point["requests"], 1)
+            point = timed_wrk(machine, base + "/predict", pid, body, lua, connections, seconds)
+            cpu_ms = point["cpu_ms_per_request"] or 0.0  # no request answered: no ratio (`round_ratios`)
             figures[key].append((point["rps"], cpu_ms))
             if log is not None:
                 log(
