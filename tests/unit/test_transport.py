@@ -219,3 +219,53 @@ async def test_uvicorn_sends_an_answer_head_and_body_in_one_write() -> None:
     answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
     # uvicorn writes each head and body apart: one write each left
     assert [c for c in inner.calls if isinstance(c, bytes)] == [answer, answer]
+
+
+class _CountingLoop:
+    """The running loop, counting the timers a protocol arms by their callback's name."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.timers: list[str] = []
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        self.timers.append(callback.__name__)
+        return self._loop.call_later(delay, callback, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+
+async def test_a_keep_alive_connection_keeps_one_head_timer_whose_deadline_moves() -> None:
+    config = Config(app=_app, lifespan="off", access_log=False, server_header=False, date_header=False)
+    config.load()
+    loop = _CountingLoop(asyncio.get_running_loop())
+    timeout = 0.3
+    protocol = BoundedHttpToolsProtocol(
+        config,
+        ServerState(),
+        {},
+        loop,
+        limits=TransportLimits(header_timeout=timeout),  # type: ignore[arg-type]
+    )
+    inner = _Recording()
+    protocol.connection_made(inner)
+    request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
+    started = loop.time()
+    answers = 0
+    while loop.time() - started < 3 * timeout:  # busy for longer than the head timeout
+        protocol.data_received(request)
+        for _ in range(5):
+            await _turn()
+        answers = sum(1 for c in inner.calls if isinstance(c, bytes))
+        assert not inner.closing, f"closed after {answers} answers"
+        await asyncio.sleep(timeout / 6)
+    assert answers >= 10
+    # one timer for the connection, moved by each answer, where each answer armed a new one before
+    assert loop.timers.count("_head_timed_out") < answers / 2
+    idle_since = loop.time()
+    while not inner.closing and loop.time() - idle_since < 10 * timeout:
+        await asyncio.sleep(timeout / 10)
+    assert inner.closing  # idle: closed once the moved deadline passed, and not before it
+    assert timeout * 0.9 <= loop.time() - idle_since <= 3 * timeout
+    protocol.connection_lost(None)
