@@ -53,8 +53,8 @@ LINGER_S = 2.0
 so that a client still writing its request reads the answer instead of a reset (nginx's lingering close)."""
 LOG_EVERY_S = 1.0
 CLOCK_SLACK_S = 0.001
-"""A head timer firing this close to its deadline counts as on time: uvloop's clock and timers are in
-milliseconds, so re-arming for less could only spin until the clock ticks."""
+"""A head or body timer firing this close to its deadline counts as on time: uvloop's clock and timers
+are in milliseconds, so re-arming for the rest could only spin until the clock ticks."""
 FLUSH_AT = 64 * 1024
 """Bytes a connection's writes may wait within one event-loop turn before they leave together."""
 _log = logging.getLogger("uvicorn.error")
@@ -362,7 +362,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or self._lingering:
             return
         idle = self.loop.time() - self._body_seen
-        if self.flow.read_paused or idle < self.limits.body_timeout:
+        if self.flow.read_paused or idle < self.limits.body_timeout - CLOCK_SLACK_S:
             # the app has not read what came (flow control stopped reading), or bytes came meanwhile
             wait = self.limits.body_timeout if self.flow.read_paused else self.limits.body_timeout - idle
             self._body_timer = self.loop.call_later(wait, self._body_timed_out)
